@@ -1,0 +1,1 @@
+"""HTTP surfaces: thin FastAPI routers over the services."""

@@ -1,0 +1,65 @@
+"""``create_app(settings)``: the ASGI application and the resources its lifespan owns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from claude_gateway import __version__
+from claude_gateway.api import health
+from claude_gateway.api.errors import install_error_handlers
+from claude_gateway.api.request_id import RequestIdMiddleware
+from claude_gateway.runtime.cli_binary import find_cli
+from claude_gateway.runtime.environment import cli_environment
+from claude_gateway.settings import Settings
+
+logger = logging.getLogger("claude_gateway")
+
+
+@dataclass
+class Runtime:
+    """What the lifespan prepared: resolved once at start, shared by every request."""
+
+    settings: Settings
+    cli_path: Path
+    cli_env: dict[str, str]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the gateway application for these settings."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cli_path = find_cli(settings.cli_path)
+        for directory in (settings.data_dir, settings.workspace_root, settings.cli_config_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        app.state.runtime = Runtime(
+            settings=settings, cli_path=cli_path, cli_env=cli_environment(settings)
+        )
+        logger.info(
+            "gateway started",
+            extra={"version": __version__, "cli_path": str(cli_path),
+                   "workspace_root": str(settings.workspace_root),
+                   "data_dir": str(settings.data_dir)},
+        )
+        try:
+            yield
+        finally:
+            logger.info("gateway stopped")
+
+    app = FastAPI(
+        title="claude-gateway",
+        version=__version__,
+        description="Run Claude Code as a service.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health.router)
+    return app

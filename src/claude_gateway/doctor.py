@@ -1,0 +1,115 @@
+"""``claude-gateway doctor``: what the gateway would run with, and whether it would work."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from claude_agent_sdk import __version__ as sdk_version
+
+from claude_gateway.errors import CliNotFoundError
+from claude_gateway.runtime.cli_binary import cli_version, find_cli
+from claude_gateway.settings import Settings
+
+DEFAULT_UPSTREAM = "https://api.anthropic.com"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def check_cli(settings: Settings) -> Check:
+    try:
+        path = find_cli(settings.cli_path)
+        return Check("CLI", True, f"{path} ({cli_version(path)})")
+    except CliNotFoundError as exc:
+        return Check("CLI", False, exc.message)
+
+
+def credential_source(settings: Settings, environ: dict[str, str]) -> str | None:
+    """Where the CLI would take its credentials from, or None."""
+    if settings.upstream_api_key is not None:
+        return "CLAUDE_GATEWAY_UPSTREAM_API_KEY"
+    if settings.upstream_auth_token is not None:
+        return "CLAUDE_GATEWAY_UPSTREAM_AUTH_TOKEN"
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"):
+        if environ.get(name):
+            return f"{name} (environment)"
+    for name in ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"):
+        if environ.get(name):
+            return f"{name} (cloud provider credentials)"
+    if (settings.cli_config_dir / ".credentials.json").is_file():
+        return f"{settings.cli_config_dir / '.credentials.json'} (claude login)"
+    return None
+
+
+def check_credentials(settings: Settings, environ: dict[str, str]) -> Check:
+    source = credential_source(settings, environ)
+    if source is None:
+        return Check(
+            "Credentials", False,
+            "none found: set CLAUDE_GATEWAY_UPSTREAM_API_KEY or ANTHROPIC_API_KEY, or run "
+            "`claude-gateway serve --mock-model` to try the gateway without credentials",
+        )
+    return Check("Credentials", True, f"from {source}")
+
+
+def _writable_dir(path: Path) -> tuple[bool, str]:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        return False, f"{path}: {probe} is not a directory"
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        return False, f"{path}: not writable ({exc.strerror})"
+    return True, str(path) if path.exists() else f"{path} (will be created)"
+
+
+def check_upstream(settings: Settings, environ: dict[str, str], timeout: float = 5.0) -> Check:
+    base = settings.upstream_base_url or environ.get("ANTHROPIC_BASE_URL") or DEFAULT_UPSTREAM
+    headers = {"anthropic-version": "2023-06-01"}
+    key = (settings.upstream_api_key.get_secret_value() if settings.upstream_api_key
+           else environ.get("ANTHROPIC_API_KEY"))
+    token = (settings.upstream_auth_token.get_secret_value() if settings.upstream_auth_token
+             else environ.get("ANTHROPIC_AUTH_TOKEN"))
+    if key:
+        headers["x-api-key"] = key
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    try:
+        response = httpx.get(f"{base.rstrip('/')}/v1/models", headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return Check("Upstream", False, f"{base} does not answer: {exc.__class__.__name__}: {exc}")
+    if response.status_code in (401, 403):
+        return Check("Upstream", False,
+                     f"{base} answers but refused the credentials (HTTP {response.status_code})")
+    return Check("Upstream", True, f"{base} answers (HTTP {response.status_code})")
+
+
+def run_checks(settings: Settings, environ: dict[str, str] | None = None,
+               check_network: bool = True) -> list[Check]:
+    environ = dict(os.environ if environ is None else environ)
+    data_ok, data_detail = _writable_dir(settings.data_dir)
+    ws_ok, ws_detail = _writable_dir(settings.workspace_root)
+    checks = [
+        check_cli(settings),
+        Check("SDK", True, f"claude-agent-sdk {sdk_version}"),
+        check_credentials(settings, environ),
+        Check("Data dir", data_ok, data_detail),
+        Check("Workspace root", ws_ok, ws_detail),
+        Check("Database", True, settings.database_url),
+    ]
+    if check_network:
+        checks.append(check_upstream(settings, environ))
+    return checks

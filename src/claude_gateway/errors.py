@@ -1,0 +1,84 @@
+"""The gateway's exceptions.
+
+GatewayError                      any failure with an API error code
+├── SettingsError                 a setting is unknown or has a bad value (at start)
+├── CliNotFoundError              no usable `claude` binary
+└── ApiError                      an error that becomes an HTTP error body
+    ├── InvalidRequest            400 INVALID_REQUEST
+    ├── Unauthorized              401 UNAUTHORIZED
+    ├── Forbidden                 403 FORBIDDEN
+    ├── NotFound                  404 *_NOT_FOUND
+    ├── Conflict                  409
+    ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
+    └── TooManyRequests           429
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway raises on purpose."""
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, code: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+        self.details = details or {}
+
+
+class SettingsError(GatewayError):
+    """A setting is unknown or has a value that cannot be used."""
+
+    code = "INVALID_SETTINGS"
+
+
+class CliNotFoundError(GatewayError):
+    """The Claude Code CLI binary cannot be found or run."""
+
+    code = "CLI_NOT_FOUND"
+
+
+class ApiError(GatewayError):
+    """An error that the API turns into an HTTP error body."""
+
+
+class InvalidRequest(ApiError):
+    code = "INVALID_REQUEST"
+    status = 400
+
+
+class Unauthorized(ApiError):
+    code = "UNAUTHORIZED"
+    status = 401
+
+
+class Forbidden(ApiError):
+    code = "FORBIDDEN"
+    status = 403
+
+
+class NotFound(ApiError):
+    code = "NOT_FOUND"
+    status = 404
+
+
+class Conflict(ApiError):
+    code = "CONFLICT"
+    status = 409
+
+
+class PayloadTooLarge(ApiError):
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+
+
+class TooManyRequests(ApiError):
+    code = "RATE_LIMITED"
+    status = 429

@@ -1,0 +1,1 @@
+"""Running Claude Code CLI processes: the binary, their environment, their options."""

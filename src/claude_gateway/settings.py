@@ -1,0 +1,203 @@
+"""The gateway's settings: one object, read from ``CLAUDE_GATEWAY_*`` variables and ``.env``.
+
+Every field has a safe default and a help text; ``claude-gateway settings --markdown``
+prints the reference table that the README carries.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from claude_gateway.errors import SettingsError
+
+ENV_PREFIX = "CLAUDE_GATEWAY_"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    host: str = Field(
+        "127.0.0.1",
+        description="Address to listen on. Loopback by default; another address exposes "
+        "an agent that runs commands to the network.",
+    )
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on.")
+    data_dir: Path = Field(
+        Path("./data"),
+        description="Directory for the gateway's own state: the database and the CLI's "
+        "config dir unless those are set.",
+    )
+    workspace_root: Path = Field(
+        Path("./workspaces"),
+        description="Every session and run works in a directory under this root.",
+    )
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy async URL of the store. Empty: a SQLite file "
+        "`gateway.db` in the data dir.",
+    )
+    cli_path: Path | None = Field(
+        None,
+        description="Path of the `claude` binary. Empty: the binary bundled with "
+        "claude-agent-sdk, then `claude` on PATH.",
+    )
+    claude_config_dir: Path | None = Field(
+        None,
+        description="`CLAUDE_CONFIG_DIR` of the CLI processes (their own state and "
+        "transcripts). Empty: `claude` in the data dir.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Lowest level of log records written."
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="`json`: one JSON object a line; `text`: for people."
+    )
+    upstream_base_url: str | None = Field(
+        None,
+        description="Anthropic-compatible endpoint for the CLI (`ANTHROPIC_BASE_URL`): "
+        "a proxy or a local model server. Empty: the CLI's default or the inherited "
+        "variable.",
+    )
+    upstream_api_key: SecretStr | None = Field(
+        None,
+        description="`ANTHROPIC_API_KEY` given to the CLI processes. Empty: inherited.",
+    )
+    upstream_auth_token: SecretStr | None = Field(
+        None,
+        description="`ANTHROPIC_AUTH_TOKEN` (sent as a bearer token) given to the CLI "
+        "processes. Empty: inherited.",
+    )
+    cli_max_retries: int | None = Field(
+        None,
+        ge=0,
+        description="`CLAUDE_CODE_MAX_RETRIES` for the CLI: how often an upstream error "
+        "is retried (the CLI's default retries for minutes). Empty: the CLI's default.",
+    )
+    cli_disable_nonessential_traffic: bool = Field(
+        True,
+        description="Stop the CLI's auto-updater, telemetry and side requests such as "
+        "title generation.",
+    )
+    mock_model: bool = Field(
+        False,
+        description="Start the scripted mock model on a free loopback port and point "
+        "the CLI processes at it: try the gateway with no credentials.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("cli_path", "claude_config_dir", "upstream_base_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("upstream_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _derived_paths(self) -> Settings:
+        # CLI processes run in their workspace, so every path they see must be absolute.
+        self.data_dir = self.data_dir.expanduser().absolute()
+        self.workspace_root = self.workspace_root.expanduser().absolute()
+        if self.cli_path is not None:
+            self.cli_path = self.cli_path.expanduser().absolute()
+        if self.claude_config_dir is not None:
+            self.claude_config_dir = self.claude_config_dir.expanduser().absolute()
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'gateway.db'}"
+        if self.claude_config_dir is None:
+            self.claude_config_dir = self.data_dir / "claude"
+        return self
+
+    @property
+    def cli_config_dir(self) -> Path:
+        """The CLI's config dir (always set after validation)."""
+        assert self.claude_config_dir is not None
+        return self.claude_config_dir
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    known = {env_name(name) for name in Settings.model_fields}
+    problems = []
+    for key in sorted(environ):
+        if key.upper().startswith(ENV_PREFIX) and key.upper() not in known:
+            close = difflib.get_close_matches(key.upper(), sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"{key} is not a known setting{hint}")
+    return problems
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, each naming the environment variable to fix."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        name = env_name(field) if field in Settings.model_fields else field
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{name.upper()} is not a known setting")
+            continue
+        value = error.get("input")
+        shown = "" if field.startswith("upstream_") else f" (got {value!r})"
+        lines.append(f"{name}: {error['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment, ``.env`` and explicit overrides.
+
+    Overrides that are None are left to the other sources. Raises
+    :class:`SettingsError` with a message naming each bad setting, including a
+    ``CLAUDE_GATEWAY_*`` variable that is not a setting (a typo would otherwise be
+    silently ignored).
+    """
+    unknown = _unknown_settings(os.environ)
+    if unknown:
+        raise SettingsError("\n".join(unknown))
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def settings_reference() -> str:
+    """The Markdown table of every setting, its default and its help text."""
+    rows = ["| Variable | Default | Description |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, Path) and not default.is_absolute():
+            default = f"./{default}"
+        shown = "" if default is None or default == "" else f"`{default}`"
+        help_text = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{env_name(name)}` | {shown} | {help_text} |")
+    return "\n".join(rows)
