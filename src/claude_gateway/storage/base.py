@@ -1,0 +1,89 @@
+"""The ``Store`` protocol: everything the gateway keeps, behind one interface.
+
+Every implementation runs ``tests/storage_conformance.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from claude_gateway.storage.records import (
+    EventRecord,
+    MessageRecord,
+    NewEvent,
+    SessionRecord,
+    TurnRecord,
+    Usage,
+)
+
+
+class Store(Protocol):
+    """Durable sessions, turns, event logs, messages, usage and CLI transcripts."""
+
+    async def start(self) -> None:
+        """Connect and migrate the schema to the newest version."""
+
+    async def close(self) -> None: ...
+
+    # sessions
+    async def create_session(self, session: SessionRecord) -> None: ...
+    async def get_session(self, session_id: str) -> SessionRecord | None: ...
+    async def list_sessions(
+        self, *, owner: str | None = None, status: str | None = None, limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[SessionRecord]:
+        """Newest first; ``after`` is the (created_at, id) of the last row already seen."""
+        ...
+
+    async def update_session(self, session_id: str, **fields: Any) -> None: ...
+    async def add_session_usage(self, session_id: str, usage: Usage, *, turn_id: str | None,
+                                model: str | None) -> None:
+        """Add a turn's usage to the session totals and the usage ledger."""
+        ...
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete the session and everything it owns; False if it did not exist."""
+        ...
+
+    async def count_sessions(self, statuses: Sequence[str]) -> int: ...
+
+    # turns
+    async def create_turn(self, turn: TurnRecord) -> None: ...
+    async def get_turn(self, turn_id: str) -> TurnRecord | None: ...
+    async def update_turn(self, turn_id: str, **fields: Any) -> None: ...
+    async def list_turns(self, session_id: str, statuses: Sequence[str] | None = None
+                         ) -> list[TurnRecord]: ...
+    async def turns_with_status(self, statuses: Sequence[str]) -> list[TurnRecord]: ...
+
+    # event log
+    async def append_events(self, session_id: str, events: Sequence[NewEvent]
+                            ) -> list[EventRecord]:
+        """Give the events the next sequence numbers of the session, atomically."""
+        ...
+
+    async def list_events(self, session_id: str, *, after: int = 0, limit: int = 1000
+                          ) -> list[EventRecord]: ...
+
+    # messages
+    async def add_message(self, session_id: str, role: str, content: Any,
+                          turn_id: str | None) -> MessageRecord: ...
+    async def list_messages(self, session_id: str, *, limit: int, offset: int
+                            ) -> tuple[list[MessageRecord], int]:
+        """A page of messages oldest first, and the total count."""
+        ...
+
+    # transcripts mirrored from the CLI (see transcripts.py)
+    async def transcript_append(self, project_key: str, session_id: str, subpath: str,
+                                entries: Sequence[str]) -> None: ...
+    async def transcript_load(self, project_key: str, session_id: str, subpath: str
+                              ) -> list[str] | None: ...
+    async def transcript_sessions(self, project_key: str) -> list[tuple[str, int]]: ...
+    async def transcript_delete(self, project_key: str, session_id: str,
+                                subpath: str | None) -> None: ...
+    async def transcript_subkeys(self, project_key: str, session_id: str) -> list[str]: ...
+    async def transcript_summary_get_all(self, project_key: str
+                                         ) -> list[tuple[str, int, dict[str, Any]]]: ...
+    async def transcript_summary_put(self, project_key: str, session_id: str, mtime: int,
+                                     data: dict[str, Any]) -> None: ...

@@ -1,0 +1,101 @@
+"""Plain records the store reads and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ACTIVE_SESSION_STATUSES = ("starting", "idle", "running", "stopped", "failed")
+"""Statuses of sessions that still count against the session cap."""
+
+
+@dataclass
+class Usage:
+    """Token and cost totals (per turn or accumulated per session)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    total_cost_usd: float = 0.0
+
+    def add(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_input_tokens + other.cache_read_input_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+            round(self.total_cost_usd + other.total_cost_usd, 10),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "inputTokens": self.input_tokens,
+            "outputTokens": self.output_tokens,
+            "cacheReadInputTokens": self.cache_read_input_tokens,
+            "cacheCreationInputTokens": self.cache_creation_input_tokens,
+            "totalCostUsd": self.total_cost_usd,
+        }
+
+
+@dataclass
+class SessionRecord:
+    id: str
+    status: str
+    workspace: str
+    permission_mode: str
+    created_at: datetime
+    last_activity_at: datetime
+    owner: str = ""
+    kind: str = "session"
+    model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    claude_session_id: str | None = None
+    expires_at: datetime | None = None
+    ended_at: datetime | None = None
+    last_seq: int = 0
+    message_count: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass
+class TurnRecord:
+    id: str
+    session_id: str
+    status: str
+    prompt: Any
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    session_id: str
+    seq: int
+    type: str
+    ts: datetime
+    data: dict[str, Any]
+    turn_id: str | None = None
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event before the store gives it its sequence number."""
+
+    type: str
+    data: dict[str, Any]
+    turn_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: int
+    session_id: str
+    role: str
+    content: Any
+    created_at: datetime
+    turn_id: str | None = None

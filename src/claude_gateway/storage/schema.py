@@ -1,0 +1,152 @@
+"""Tables of the store (SQLAlchemy Core). Migrations in ``migrations/`` create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+metadata = MetaData()
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False, default=""),
+    Column("kind", String(16), nullable=False, default="session"),
+    Column("status", String(16), nullable=False),
+    Column("model", String(128)),
+    Column("workspace", String(512), nullable=False),
+    Column("permission_mode", String(32), nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("claude_session_id", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_activity_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("last_seq", BigInteger, nullable=False, default=0),
+    Column("message_count", Integer, nullable=False, default=0),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_read_input_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_creation_input_tokens", BigInteger, nullable=False, default=0),
+    Column("total_cost_usd", Float, nullable=False, default=0.0),
+    Index("ix_sessions_owner_created", "owner", "created_at", "id"),
+    Index("ix_sessions_status", "status"),
+)
+
+turns = Table(
+    "turns",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("prompt", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("outcome", JSON),
+    Index("ix_turns_session", "session_id", "created_at"),
+    Index("ix_turns_status", "status"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("turn_id", String(64)),
+    Column("type", String(64), nullable=False),
+    Column("ts", UTCDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("turn_id", String(64)),
+    Column("role", String(16), nullable=False),
+    Column("content", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_messages_session", "session_id", "id"),
+)
+
+usage = Table(
+    "usage",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("turn_id", String(64)),
+    Column("owner", String(128), nullable=False, default=""),
+    Column("model", String(128)),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_read_input_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_creation_input_tokens", BigInteger, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_usage_owner_created", "owner", "created_at"),
+)
+
+transcript_entries = Table(
+    "transcript_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_key", String(512), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("subpath", String(512), nullable=False, default=""),
+    Column("entry", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_transcript_key", "project_key", "session_id", "subpath", "id"),
+)
+
+transcript_summaries = Table(
+    "transcript_summaries",
+    metadata,
+    Column("project_key", String(512), primary_key=True),
+    Column("session_id", String(64), primary_key=True),
+    Column("mtime", BigInteger, nullable=False),
+    Column("data", JSON, nullable=False),
+)
