@@ -11,12 +11,15 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from claude_gateway import __version__
-from claude_gateway.api import health
+from claude_gateway.api import health, sessions, status
 from claude_gateway.api.errors import install_error_handlers
 from claude_gateway.api.request_id import RequestIdMiddleware
+from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.cli_binary import find_cli
 from claude_gateway.runtime.environment import cli_environment
+from claude_gateway.services.sessions import SessionManager
 from claude_gateway.settings import Settings
+from claude_gateway.storage.sql import SqlStore
 
 logger = logging.getLogger("claude_gateway")
 
@@ -38,9 +41,17 @@ def create_app(settings: Settings) -> FastAPI:
         cli_path = find_cli(settings.cli_path)
         for directory in (settings.data_dir, settings.workspace_root, settings.cli_config_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        app.state.runtime = Runtime(
-            settings=settings, cli_path=cli_path, cli_env=cli_environment(settings)
-        )
+        cli_env = cli_environment(settings)
+        app.state.runtime = Runtime(settings=settings, cli_path=cli_path, cli_env=cli_env)
+        store = SqlStore(settings.database_url)
+        await store.start()
+        events = EventLog(store, subscriber_queue_size=settings.subscriber_queue_size)
+        session_manager = SessionManager(settings, store, events, cli_path=cli_path,
+                                         cli_env=cli_env)
+        await session_manager.start()
+        app.state.store = store
+        app.state.events = events
+        app.state.sessions = session_manager
         logger.info(
             "gateway started",
             extra={"version": __version__, "cli_path": str(cli_path),
@@ -50,6 +61,8 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await session_manager.close()
+            await store.close()
             logger.info("gateway stopped")
 
     app = FastAPI(
@@ -62,4 +75,6 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
+    app.include_router(status.router)
+    app.include_router(sessions.router)
     return app

@@ -7,10 +7,16 @@ GatewayError                      any failure with an API error code
     ├── InvalidRequest            400 INVALID_REQUEST
     ├── Unauthorized              401 UNAUTHORIZED
     ├── Forbidden                 403 FORBIDDEN
+    │   ├── InvalidCursor         400 INVALID_CURSOR
+    │   ├── InvalidPath           400 INVALID_PATH
+    │   └── PathOutsideWorkspace  400 PATH_OUTSIDE_WORKSPACE
     ├── NotFound                  404 *_NOT_FOUND
+    │   └── SessionNotFound       404 SESSION_NOT_FOUND
     ├── Conflict                  409
+    │   └── SessionEnded          409 SESSION_ENDED / SESSION_EXPIRED
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
-    └── TooManyRequests           429
+    └── TooManyRequests           429 RATE_LIMITED
+        └── MaxSessionsReached    429 MAX_SESSIONS_REACHED
 """
 
 from __future__ import annotations
@@ -82,3 +88,36 @@ class PayloadTooLarge(ApiError):
 class TooManyRequests(ApiError):
     code = "RATE_LIMITED"
     status = 429
+
+
+class SessionNotFound(NotFound):
+    code = "SESSION_NOT_FOUND"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"Session {session_id} not found", details={"sessionId": session_id})
+
+
+class SessionEnded(Conflict):
+    code = "SESSION_ENDED"
+
+    def __init__(self, session_id: str, status: str) -> None:
+        super().__init__(f"Session {session_id} is {status} and takes no more messages",
+                         details={"sessionId": session_id, "status": status})
+        if status == "expired":
+            self.code = "SESSION_EXPIRED"  # type: ignore[misc]
+
+
+class MaxSessionsReached(TooManyRequests):
+    code = "MAX_SESSIONS_REACHED"
+
+
+class InvalidCursor(InvalidRequest):
+    code = "INVALID_CURSOR"
+
+
+class InvalidPath(InvalidRequest):
+    code = "INVALID_PATH"
+
+
+class PathOutsideWorkspace(InvalidRequest):
+    code = "PATH_OUTSIDE_WORKSPACE"

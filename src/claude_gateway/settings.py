@@ -93,6 +93,42 @@ class Settings(BaseSettings):
         description="Stop the CLI's auto-updater, telemetry and side requests such as "
         "title generation.",
     )
+    default_model: str | None = Field(
+        None, description="Model of sessions that name none. Empty: the CLI's default."
+    )
+    max_sessions: int = Field(
+        100, ge=1, description="Sessions that may exist at once (ended and expired ones "
+        "do not count); more are refused with 429 MAX_SESSIONS_REACHED."
+    )
+    max_processes: int = Field(
+        8, ge=1, description="Live CLI processes at once (each takes about 250 MB). At the "
+        "cap the least recently used idle process is stopped; its session resumes later.",
+    )
+    idle_timeout_seconds: float = Field(
+        900, ge=0, description="Stop a session's CLI process after this long without a "
+        "turn; the session stays and resumes on its next message. 0 disables.",
+    )
+    session_ttl_seconds: float = Field(
+        7 * 24 * 3600, ge=0, description="A session expires this long after its last "
+        "activity (status `expired`; history stays readable). 0 disables.",
+    )
+    reaper_interval_seconds: float = Field(
+        5, gt=0, description="How often idle processes and expired sessions are looked for."
+    )
+    spawn_timeout_seconds: float = Field(
+        60, gt=0, description="How long a CLI process may take to start."
+    )
+    message_timeout_seconds: float = Field(
+        300, gt=0, description="How long `POST .../messages` without `stream` waits for the "
+        "turn before answering 202 (a request's `timeoutMs` overrides it).",
+    )
+    sse_ping_seconds: float = Field(
+        15, gt=0, description="Keep-alive comment interval on SSE streams."
+    )
+    subscriber_queue_size: int = Field(
+        1000, ge=10, description="Events buffered per live stream; a client further behind "
+        "is disconnected and replays from its last event id.",
+    )
     mock_model: bool = Field(
         False,
         description="Start the scripted mock model on a free loopback port and point "

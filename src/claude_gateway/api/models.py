@@ -1,0 +1,131 @@
+"""Request and response bodies of the native API (camelCase on the wire)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from claude_gateway.services.prompts import Prompt
+
+PermissionModeName = Literal["default", "acceptEdits", "plan", "dontAsk", "bypassPermissions"]
+EffortName = Literal["low", "medium", "high", "xhigh", "max"]
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class CreateSessionBody(ApiModel):
+    model: str | None = Field(None, description="Model alias or name; empty: the default.")
+    workspace: str | None = Field(
+        None, description="Relative directory under the workspace root (created if missing); "
+        "empty: a fresh directory named after the session.")
+    permission_mode: PermissionModeName | None = None
+    system_prompt: str | None = Field(None, description="Replaces Claude Code's system prompt.")
+    append_system_prompt: str | None = Field(
+        None, description="Appended to Claude Code's own system prompt.")
+    allowed_tools: list[str] = Field(default_factory=list)
+    disallowed_tools: list[str] = Field(default_factory=list)
+    max_turns: int | None = Field(None, ge=1, le=1000)
+    effort: EffortName | None = None
+    add_dirs: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    resume: str | None = Field(None, description="A Claude session id to continue.")
+    fork_from: str | None = Field(None, description="A gateway session id to fork.")
+
+
+class PatchSessionBody(ApiModel):
+    model: str | None = None
+    permission_mode: PermissionModeName | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class MessageBody(ApiModel):
+    prompt: Prompt
+    stream: bool = False
+    timeout_ms: int | None = Field(None, ge=0, le=24 * 3600 * 1000)
+
+
+class UsageOut(BaseModel):
+    inputTokens: int
+    outputTokens: int
+    cacheReadInputTokens: int
+    cacheCreationInputTokens: int
+    totalCostUsd: float
+
+
+class SessionOut(BaseModel):
+    """The session object."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    status: str
+    model: str | None
+    workspace: str
+    permissionMode: str
+    claudeSessionId: str | None
+    createdAt: str
+    lastActivityAt: str
+    expiresAt: str | None
+    metadata: dict[str, Any]
+    usage: UsageOut
+    messageCount: int
+
+
+class SessionListOut(BaseModel):
+    sessions: list[SessionOut]
+    nextCursor: str | None
+
+
+class TurnResultOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    turnId: str
+    status: str
+    result: str | None = None
+    structuredOutput: Any = None
+    usage: UsageOut | None = None
+    totalCostUsd: float | None = None
+    durationMs: int | None = None
+    numTurns: int | None = None
+    error: dict[str, Any] | None = None
+
+
+class MessageOut(BaseModel):
+    id: int
+    role: str
+    content: Any
+    turnId: str | None
+    createdAt: str
+
+
+class PaginationOut(BaseModel):
+    limit: int
+    offset: int
+    total: int
+    hasMore: bool
+
+
+class MessageListOut(BaseModel):
+    messages: list[MessageOut]
+    pagination: PaginationOut
+
+
+class EventOut(BaseModel):
+    seq: int
+    sessionId: str
+    turnId: str | None
+    type: str
+    ts: str
+    data: dict[str, Any]
+
+
+class EventPageOut(BaseModel):
+    events: list[EventOut]
+    lastSeq: int
+
+
+class InterruptOut(BaseModel):
+    interrupted: bool

@@ -1,0 +1,179 @@
+"""``/v1/sessions``: thin HTTP over the SessionManager."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from claude_gateway.api.models import (
+    CreateSessionBody,
+    EventPageOut,
+    InterruptOut,
+    MessageBody,
+    MessageListOut,
+    PatchSessionBody,
+    SessionListOut,
+    SessionOut,
+    TurnResultOut,
+)
+from claude_gateway.api.sse import event_stream_response
+from claude_gateway.errors import InvalidCursor
+from claude_gateway.events.envelope import envelope, rfc3339
+from claude_gateway.services.sessions import SessionCreate, SessionManager
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid request (`INVALID_REQUEST`, `INVALID_CURSOR`)"},
+    404: {"description": "`SESSION_NOT_FOUND`"},
+}
+
+
+def manager(request: Request) -> SessionManager:
+    sessions: SessionManager = request.app.state.sessions
+    return sessions
+
+
+def owner_of(request: Request) -> str | None:
+    """The principal whose sessions this request may see (None: all; no auth yet)."""
+    return getattr(request.state, "principal", None)
+
+
+@router.post("", status_code=201, response_model=SessionOut,
+             responses={**ERRORS, 429: {"description": "`MAX_SESSIONS_REACHED`"}})
+async def create_session(request: Request,
+                         body: Annotated[CreateSessionBody | None, Body()] = None
+                         ) -> dict[str, Any]:
+    """Create a session; its CLI process starts now, before the first message."""
+    body = body or CreateSessionBody()
+    sessions = manager(request)
+    record = await sessions.create(SessionCreate(
+        model=body.model, workspace=body.workspace, permission_mode=body.permission_mode,
+        system_prompt=body.system_prompt, append_system_prompt=body.append_system_prompt,
+        allowed_tools=body.allowed_tools, disallowed_tools=body.disallowed_tools,
+        max_turns=body.max_turns, effort=body.effort, add_dirs=body.add_dirs, env=body.env,
+        metadata=body.metadata, resume=body.resume, fork_from=body.fork_from,
+    ), owner=owner_of(request) or "")
+    return sessions.to_api(record)
+
+
+@router.get("", response_model=SessionListOut, responses=ERRORS)
+async def list_sessions(
+    request: Request,
+    status: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> dict[str, Any]:
+    sessions = manager(request)
+    page, next_cursor = await sessions.list_sessions(
+        owner=owner_of(request), status=status, limit=limit, cursor=cursor)
+    return {"sessions": [sessions.to_api(r) for r in page], "nextCursor": next_cursor}
+
+
+@router.get("/{session_id}", response_model=SessionOut, responses=ERRORS)
+async def get_session(request: Request, session_id: str) -> dict[str, Any]:
+    sessions = manager(request)
+    return sessions.to_api(await sessions.get(session_id, owner_of(request)))
+
+
+@router.patch("/{session_id}", response_model=SessionOut,
+              responses={**ERRORS, 409: {"description": "`SESSION_ENDED`"}})
+async def patch_session(request: Request, session_id: str, body: PatchSessionBody
+                        ) -> dict[str, Any]:
+    """Change model, permission mode or metadata; applied to the live process."""
+    sessions = manager(request)
+    record = await sessions.patch(session_id, owner_of(request), model=body.model,
+                                  permission_mode=body.permission_mode,
+                                  metadata=body.metadata)
+    return sessions.to_api(record)
+
+
+@router.delete("/{session_id}", status_code=204, responses=ERRORS)
+async def delete_session(request: Request, session_id: str,
+                         purge: Annotated[bool, Query()] = False) -> Response:
+    """End the session and stop its process; ``purge=true`` also deletes its history."""
+    await manager(request).delete(session_id, owner_of(request), purge=purge)
+    return Response(status_code=204)
+
+
+@router.post("/{session_id}/messages", response_model=TurnResultOut,
+             responses={**ERRORS, 202: {"description": "Still running after `timeoutMs`"},
+                        409: {"description": "`SESSION_ENDED`, `SESSION_EXPIRED`"}})
+async def send_message(request: Request, session_id: str, body: MessageBody) -> Any:
+    """Send a prompt; queued behind a running turn. Waits for the result, or streams it."""
+    sessions = manager(request)
+    pending = await sessions.send_message(session_id, owner_of(request), body.prompt)
+    if body.stream:
+        settings = request.app.state.settings
+        return event_stream_response(
+            sessions.turn_events(session_id, pending.id, pending.queued_seq - 1),
+            settings.sse_ping_seconds)
+    timeout = (body.timeout_ms / 1000 if body.timeout_ms is not None
+               else request.app.state.settings.message_timeout_seconds)
+    try:
+        return await asyncio.wait_for(asyncio.shield(pending.done), timeout)
+    except TimeoutError:
+        live = sessions.live(session_id)
+        running = live is not None and live.current is pending
+        return JSONResponse({"turnId": pending.id, "status": "running" if running else "queued"},
+                            status_code=202)
+
+
+@router.get("/{session_id}/messages", response_model=MessageListOut, responses=ERRORS)
+async def list_messages(
+    request: Request, session_id: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    sessions = manager(request)
+    await sessions.get(session_id, owner_of(request))
+    page, total = await sessions.store.list_messages(session_id, limit=limit, offset=offset)
+    return {
+        "messages": [{"id": m.id, "role": m.role, "content": m.content, "turnId": m.turn_id,
+                      "createdAt": rfc3339(m.created_at)} for m in page],
+        "pagination": {"limit": limit, "offset": offset, "total": total,
+                       "hasMore": offset + len(page) < total},
+    }
+
+
+@router.get("/{session_id}/events", response_model=EventPageOut,
+            responses={**ERRORS, 200: {"content": {"text/event-stream": {}},
+                                       "description": "SSE, or a JSON page with follow=false"}})
+async def session_events(
+    request: Request, session_id: str,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    follow: Annotated[bool, Query()] = True,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> Any:
+    """Replay the event log after a sequence number, then follow it live (SSE)."""
+    sessions = manager(request)
+    record = await sessions.get(session_id, owner_of(request))
+    cursor = after or 0
+    if last_event_id is not None and last_event_id.strip():
+        if not last_event_id.strip().isdigit():
+            raise InvalidCursor("Last-Event-ID must be an event sequence number",
+                                details={"lastEventId": last_event_id[:100]})
+        cursor = int(last_event_id)  # wins over ?after=, as a reconnecting EventSource sends it
+    if cursor > record.last_seq:
+        raise InvalidCursor(f"Cursor {cursor} is beyond the last event ({record.last_seq})",
+                            details={"after": cursor, "lastSeq": record.last_seq})
+    if not follow:
+        page = await sessions.store.list_events(session_id, after=cursor, limit=limit)
+        return {"events": [envelope(e) for e in page], "lastSeq": record.last_seq}
+    settings = request.app.state.settings
+    return event_stream_response(sessions.events.stream(session_id, cursor),
+                                 settings.sse_ping_seconds)
+
+
+@router.post("/{session_id}/interrupt", response_model=InterruptOut, responses=ERRORS)
+async def interrupt(request: Request, session_id: str,
+                    clear_queue: Annotated[bool, Query(alias="clearQueue")] = False
+                    ) -> dict[str, bool]:
+    """Interrupt the running turn (idempotent); queued prompts stay unless clearQueue."""
+    interrupted = await manager(request).interrupt(session_id, owner_of(request),
+                                                   clear_queue=clear_queue)
+    return {"interrupted": interrupted}

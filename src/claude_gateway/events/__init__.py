@@ -1,0 +1,1 @@
+"""The per-session event log: envelope, normalization of SDK messages, fan-out."""

@@ -1,0 +1,159 @@
+"""SDK messages to event types and data: pure functions, unit-tested on recorded messages."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ConversationResetMessage,
+    RateLimitEvent,
+    ResultMessage,
+    StreamEvent,
+    SystemMessage,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    UserMessage,
+)
+
+from claude_gateway.storage.records import Usage
+
+EventSpec = tuple[str, dict[str, Any]]
+ABORTED = frozenset({"aborted_streaming", "aborted_tools"})
+_DELTA_KINDS = {
+    "text_delta": ("text", "text"),
+    "thinking_delta": ("thinking", "thinking"),
+    "input_json_delta": ("toolInput", "partial_json"),
+}
+_HIDDEN_SYSTEM_FIELDS = {"type", "subtype", "session_id", "uuid"}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def camel_keys(data: dict[str, Any]) -> dict[str, Any]:
+    return {_camel(k): v for k, v in data.items()}
+
+
+def content_block(block: Any) -> dict[str, Any]:
+    """An SDK content block in the Anthropic Messages format."""
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ThinkingBlock):
+        return {"type": "thinking", "thinking": block.thinking}
+    if isinstance(block, ToolUseBlock):
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    if isinstance(block, ToolResultBlock):
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": block.tool_use_id,
+                                  "content": block.content}
+        if block.is_error:
+            result["is_error"] = True
+        return result
+    if is_dataclass(block) and not isinstance(block, type):
+        return {"type": type(block).__name__, **asdict(block)}
+    return {"type": "unknown", "value": repr(block)}
+
+
+def message_content(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [content_block(b) for b in content]
+
+
+def normalize(message: Any) -> list[EventSpec]:
+    """The events one SDK message becomes (a ResultMessage is the turn runner's job)."""
+    if isinstance(message, StreamEvent):
+        raw = message.event
+        if raw.get("type") != "content_block_delta":
+            return []
+        delta = raw.get("delta", {})
+        kind = _DELTA_KINDS.get(delta.get("type", ""))
+        if kind is None:
+            return []
+        data = {"kind": kind[0], "index": raw.get("index", 0), "text": delta.get(kind[1], "")}
+        if message.parent_tool_use_id:
+            data["parentToolUseId"] = message.parent_tool_use_id
+        return [("message.delta", data)]
+    if isinstance(message, AssistantMessage):
+        data = {"role": "assistant", "content": message_content(message.content),
+                "model": message.model}
+        if message.parent_tool_use_id:
+            data["parentToolUseId"] = message.parent_tool_use_id
+        if message.error:
+            data["error"] = message.error
+        return [("message", data)]
+    if isinstance(message, UserMessage):
+        data = {"role": "user", "content": message_content(message.content)}
+        if message.parent_tool_use_id:
+            data["parentToolUseId"] = message.parent_tool_use_id
+        return [("message", data)]
+    if isinstance(message, RateLimitEvent):
+        info = message.rate_limit_info
+        return [("status", {"kind": "rate_limit", "status": info.status,
+                            "resetsAt": info.resets_at, "rateLimitType": info.rate_limit_type,
+                            "utilization": info.utilization})]
+    if isinstance(message, ConversationResetMessage):
+        return [("status", {"kind": "conversation_reset"})]
+    if isinstance(message, SystemMessage):
+        return _system(message)
+    return []
+
+
+def _system(message: SystemMessage) -> list[EventSpec]:
+    subtype = message.subtype
+    if subtype == "init":
+        return []  # the turn runner reads it (session id, model); clients see turn.started
+    fields = camel_keys({k: v for k, v in message.data.items()
+                         if k not in _HIDDEN_SYSTEM_FIELDS})
+    if subtype.startswith("hook_"):
+        return [("status", {"kind": "hook", "phase": subtype.removeprefix("hook_"), **fields})]
+    if subtype.startswith("task_"):
+        return [("status", {"kind": "task", "phase": subtype.removeprefix("task_"), **fields})]
+    return [("status", {"kind": subtype, **fields})]
+
+
+def usage_of(result: ResultMessage, turn_cost: float) -> Usage:
+    raw = result.usage or {}
+    return Usage(
+        input_tokens=int(raw.get("input_tokens") or 0),
+        output_tokens=int(raw.get("output_tokens") or 0),
+        cache_read_input_tokens=int(raw.get("cache_read_input_tokens") or 0),
+        cache_creation_input_tokens=int(raw.get("cache_creation_input_tokens") or 0),
+        total_cost_usd=round(turn_cost, 10),
+    )
+
+
+def turn_outcome(result: ResultMessage, turn_cost: float) -> EventSpec:
+    """``turn.completed``, ``turn.failed`` or ``turn.interrupted`` for a ResultMessage.
+
+    ``turn_cost`` is this turn's share: the CLI reports a running total per process.
+    """
+    data: dict[str, Any] = {
+        "result": result.result,
+        "structuredOutput": result.structured_output,
+        "usage": usage_of(result, turn_cost).to_api(),
+        "totalCostUsd": round(turn_cost, 10),
+        "durationMs": result.duration_ms,
+        "durationApiMs": result.duration_api_ms,
+        "numTurns": result.num_turns,
+        "stopReason": result.stop_reason,
+        "terminalReason": result.terminal_reason,
+        "claudeSessionId": result.session_id,
+    }
+    if result.terminal_reason in ABORTED:
+        return "turn.interrupted", data
+    if result.is_error:
+        code = {
+            "error_max_turns": "MAX_TURNS_REACHED",
+            "error_max_budget_usd": "BUDGET_EXCEEDED",
+        }.get(result.subtype, "UPSTREAM_ERROR" if result.api_error_status else "TURN_FAILED")
+        message = "; ".join(result.errors or []) or result.result or result.subtype
+        data["error"] = {"code": code, "message": message,
+                         "apiErrorStatus": result.api_error_status, "subtype": result.subtype}
+        return "turn.failed", data
+    return "turn.completed", data

@@ -1,0 +1,106 @@
+"""A session's settings to ``ClaudeAgentOptions`` (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from claude_agent_sdk import ClaudeAgentOptions, SessionStore
+from claude_agent_sdk.types import EffortLevel, PermissionMode, SystemPromptPreset
+
+PERMISSION_MODES = ("default", "acceptEdits", "plan", "dontAsk", "bypassPermissions")
+EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What a session asks of its agent; fixed at spawn apart from model and mode."""
+
+    model: str | None = None
+    permission_mode: str = "default"
+    system_prompt: str | None = None
+    append_system_prompt: str | None = None
+    allowed_tools: list[str] = field(default_factory=list)
+    disallowed_tools: list[str] = field(default_factory=list)
+    max_turns: int | None = None
+    effort: str | None = None
+    add_dirs: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_options(cls, model: str | None, permission_mode: str,
+                     options: dict[str, Any]) -> AgentSpec:
+        """From the ``options`` JSON stored with a session (camelCase keys)."""
+        return cls(
+            model=model,
+            permission_mode=permission_mode,
+            system_prompt=options.get("systemPrompt"),
+            append_system_prompt=options.get("appendSystemPrompt"),
+            allowed_tools=list(options.get("allowedTools") or []),
+            disallowed_tools=list(options.get("disallowedTools") or []),
+            max_turns=options.get("maxTurns"),
+            effort=options.get("effort"),
+            add_dirs=list(options.get("addDirs") or []),
+            env=dict(options.get("env") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How this particular process starts: a new conversation, a resume or a fork."""
+
+    session_id: str | None = None
+    resume: str | None = None
+    fork: bool = False
+
+
+def system_prompt_of(spec: AgentSpec) -> str | SystemPromptPreset:
+    # Without the preset the SDK sends an empty system prompt, not Claude Code's own.
+    if spec.system_prompt is not None:
+        return spec.system_prompt
+    preset: SystemPromptPreset = {"type": "preset", "preset": "claude_code"}
+    if spec.append_system_prompt:
+        preset["append"] = spec.append_system_prompt
+    return preset
+
+
+def build_options(
+    spec: AgentSpec,
+    *,
+    cwd: Path,
+    cli_path: Path,
+    base_env: dict[str, str],
+    launch: Launch,
+    stderr: Callable[[str], None] | None = None,
+    session_store: SessionStore | None = None,
+    include_partial_messages: bool = True,
+) -> ClaudeAgentOptions:
+    """Everything the CLI needs to start for this session."""
+    env = {**base_env, **spec.env}
+    mode = cast(PermissionMode, spec.permission_mode)
+    effort = cast(EffortLevel, spec.effort) if spec.effort else None
+    extra_args: dict[str, str | None] = {}
+    if spec.permission_mode == "bypassPermissions":
+        extra_args["allow-dangerously-skip-permissions"] = None
+    return ClaudeAgentOptions(
+        cwd=cwd,
+        cli_path=cli_path,
+        env=env,
+        model=spec.model,
+        permission_mode=mode,
+        system_prompt=system_prompt_of(spec),
+        allowed_tools=list(spec.allowed_tools),
+        disallowed_tools=list(spec.disallowed_tools),
+        max_turns=spec.max_turns,
+        effort=effort,
+        add_dirs=[Path(d) for d in spec.add_dirs],
+        include_partial_messages=include_partial_messages,
+        session_id=launch.session_id,
+        resume=launch.resume,
+        fork_session=launch.fork,
+        stderr=stderr,
+        session_store=session_store,
+        extra_args=extra_args,
+    )

@@ -1,0 +1,1 @@
+"""Business logic behind the routers: sessions, runs, files, permissions."""

@@ -1,0 +1,695 @@
+"""``SessionManager``: durable sessions, each with at most one warm CLI process.
+
+Statuses::
+
+    starting -> idle <-> running          (a process is attached)
+    idle -> stopped                       (idle timeout or LRU eviction; resumes later)
+    stopped/failed -> starting            (a message arrives: spawn with resume)
+    starting -> failed                    (the CLI could not start)
+    any -> expired                        (TTL passed; history stays readable)
+    any -> ended                          (DELETE; history stays unless purged)
+
+Turns run one at a time per session, in the order they were sent. Every change is an
+event appended to the session's log before anyone sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from claude_agent_sdk import ResultMessage, SystemMessage, project_key_for_directory
+
+from claude_gateway.errors import (
+    InvalidCursor,
+    InvalidRequest,
+    MaxSessionsReached,
+    SessionEnded,
+    SessionNotFound,
+)
+from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS
+from claude_gateway.events.log import EventLog
+from claude_gateway.events.normalize import normalize, turn_outcome, usage_of
+from claude_gateway.runtime.agent_process import AgentProcess, ProcessExit
+from claude_gateway.runtime.options import PERMISSION_MODES, AgentSpec, Launch, build_options
+from claude_gateway.runtime.process_pool import ProcessPool
+from claude_gateway.runtime.stderr_tail import StderrTail
+from claude_gateway.services.prompts import prompt_blocks, prompt_for_cli
+from claude_gateway.services.workspaces import workspace_dir
+from claude_gateway.settings import Settings
+from claude_gateway.storage.base import Store
+from claude_gateway.storage.records import (
+    ACTIVE_SESSION_STATUSES,
+    EventRecord,
+    NewEvent,
+    SessionRecord,
+    TurnRecord,
+)
+from claude_gateway.storage.transcripts import TranscriptStore
+
+logger = logging.getLogger("claude_gateway.sessions")
+
+CLOSED_STATUSES = ("ended", "expired")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class SessionCreate:
+    """What a client may set when it creates a session."""
+
+    model: str | None = None
+    workspace: str | None = None
+    permission_mode: str | None = None
+    system_prompt: str | None = None
+    append_system_prompt: str | None = None
+    allowed_tools: list[str] = field(default_factory=list)
+    disallowed_tools: list[str] = field(default_factory=list)
+    max_turns: int | None = None
+    effort: str | None = None
+    add_dirs: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    resume: str | None = None
+    fork_from: str | None = None
+
+
+@dataclass
+class PendingTurn:
+    id: str
+    prompt: str | list[Any]
+    done: asyncio.Future[dict[str, Any]]
+    interrupt_requested: bool = False
+    queued_seq: int = 0
+    """Sequence number of this turn's ``turn.queued`` event."""
+
+
+@dataclass
+class LiveSession:
+    """In-memory state of a session that has had activity since the gateway started."""
+
+    id: str
+    queue: asyncio.Queue[PendingTurn | None] = field(default_factory=asyncio.Queue)
+    queued: list[PendingTurn] = field(default_factory=list)
+    worker: asyncio.Task[None] | None = None
+    process: AgentProcess | None = None
+    spawning: asyncio.Task[AgentProcess | None] | None = None
+    current: PendingTurn | None = None
+    closed: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def session_to_api(record: SessionRecord, live: LiveSession | None = None) -> dict[str, Any]:
+    """The session object of API.md."""
+    from claude_gateway.events.envelope import rfc3339
+
+    options = record.options
+    return {
+        "id": record.id,
+        "status": record.status,
+        "model": record.model,
+        "workspace": record.workspace,
+        "permissionMode": record.permission_mode,
+        "claudeSessionId": record.claude_session_id,
+        "createdAt": rfc3339(record.created_at),
+        "lastActivityAt": rfc3339(record.last_activity_at),
+        "expiresAt": rfc3339(record.expires_at) if record.expires_at else None,
+        "endedAt": rfc3339(record.ended_at) if record.ended_at else None,
+        "metadata": record.metadata,
+        "usage": record.usage.to_api(),
+        "messageCount": record.message_count,
+        "lastSeq": record.last_seq,
+        "queueDepth": len(live.queued) if live else 0,
+        "systemPrompt": options.get("systemPrompt"),
+        "appendSystemPrompt": options.get("appendSystemPrompt"),
+        "allowedTools": options.get("allowedTools", []),
+        "disallowedTools": options.get("disallowedTools", []),
+        "maxTurns": options.get("maxTurns"),
+        "effort": options.get("effort"),
+        "addDirs": options.get("addDirs", []),
+    }
+
+
+class SessionManager:
+    """Creates sessions, runs their turns, and keeps their processes within bounds."""
+
+    def __init__(self, settings: Settings, store: Store, events: EventLog, *,
+                 cli_path: Path, cli_env: dict[str, str]) -> None:
+        self.settings = settings
+        self.store = store
+        self.events = events
+        self.cli_path = cli_path
+        self.cli_env = cli_env
+        self.transcripts = TranscriptStore(store)
+        self.pool = ProcessPool(settings.max_processes, settings.data_dir / "pids")
+        self._live: dict[str, LiveSession] = {}
+        self._active_sessions = 0
+        self._reaper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._last_spawn_error: dict[str, dict[str, Any]] = {}
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        """Recover from a previous run, then start the reaper."""
+        self.pool.reap_leftovers()
+        for turn in await self.store.turns_with_status(["queued", "running"]):
+            await self._finish_turn_record(turn.session_id, turn.id, "turn.failed", {
+                "error": {"code": "GATEWAY_RESTARTED",
+                          "message": "The gateway restarted before this turn finished."}})
+        for status in ("starting", "idle", "running"):
+            for record in await self._all_sessions(status):
+                await self.store.update_session(record.id, status="stopped")
+                await self.events.emit(record.id, "process.stopped",
+                                       {"reason": "gateway_restarted"})
+        self._active_sessions = await self.store.count_sessions(ACTIVE_SESSION_STATUSES)
+        self._reaper = asyncio.create_task(self._reap_forever(), name="session-reaper")
+
+    async def _all_sessions(self, status: str) -> list[SessionRecord]:
+        found: list[SessionRecord] = []
+        after: tuple[datetime, str] | None = None
+        while True:
+            page = await self.store.list_sessions(status=status, limit=500, after=after)
+            found.extend(page)
+            if len(page) < 500:
+                return found
+            after = (page[-1].created_at, page[-1].id)
+
+    async def close(self) -> None:
+        """Stop every process and worker (no orphans)."""
+        self._closing = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for live in list(self._live.values()):
+            live.closed = True
+            live.queue.put_nowait(None)
+        await asyncio.gather(*(self._stop_process(live, "gateway_shutdown")
+                               for live in list(self._live.values())),
+                             return_exceptions=True)
+        workers = [live.worker for live in self._live.values() if live.worker]
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _spawn_background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- reading -------------------------------------------------------------------
+    async def get(self, session_id: str, owner: str | None = None) -> SessionRecord:
+        record = await self.store.get_session(session_id)
+        if record is None or record.kind != "session" or (
+                owner is not None and record.owner != owner):
+            raise SessionNotFound(session_id)
+        return record
+
+    def live(self, session_id: str) -> LiveSession | None:
+        return self._live.get(session_id)
+
+    def to_api(self, record: SessionRecord) -> dict[str, Any]:
+        return session_to_api(record, self._live.get(record.id))
+
+    async def list_sessions(self, *, owner: str | None, status: str | None, limit: int,
+                   cursor: str | None) -> tuple[list[SessionRecord], str | None]:
+        after = decode_cursor(cursor) if cursor else None
+        page = await self.store.list_sessions(owner=owner, status=status, limit=limit + 1,
+                                              after=after)
+        next_cursor = None
+        if len(page) > limit:
+            page = page[:limit]
+            next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
+        return page, next_cursor
+
+    # -- create / patch / delete -----------------------------------------------------
+    async def create(self, request: SessionCreate, owner: str = "") -> SessionRecord:
+        mode = request.permission_mode or "default"
+        if mode not in PERMISSION_MODES:
+            raise InvalidRequest(f"Unknown permissionMode {mode!r}",
+                                 details={"allowed": list(PERMISSION_MODES)})
+        fork_of: str | None = None
+        workspace_name = request.workspace
+        if request.fork_from:
+            source = await self.get(request.fork_from, owner or None)
+            if not source.claude_session_id:
+                raise InvalidRequest("That session has no conversation to fork yet",
+                                     details={"forkFrom": request.fork_from})
+            fork_of = source.claude_session_id
+            # Transcripts are keyed by the working directory: fork in the same one.
+            workspace_name = workspace_name or source.workspace
+        session_id = f"ses_{uuid.uuid4().hex}"
+        workspace_name = workspace_name or session_id
+        workspace_dir(self.settings.workspace_root, workspace_name)
+        # Reserve a place under the cap before any await, so parallel creates can't
+        # overshoot it.
+        if self._active_sessions >= self.settings.max_sessions:
+            raise MaxSessionsReached(
+                f"At most {self.settings.max_sessions} sessions may exist at once",
+                details={"maxSessions": self.settings.max_sessions})
+        self._active_sessions += 1
+        try:
+            moment = now()
+            options = {
+                "systemPrompt": request.system_prompt,
+                "appendSystemPrompt": request.append_system_prompt,
+                "allowedTools": request.allowed_tools,
+                "disallowedTools": request.disallowed_tools,
+                "maxTurns": request.max_turns,
+                "effort": request.effort,
+                "addDirs": request.add_dirs,
+                "env": request.env,
+                "forkOf": fork_of,
+            }
+            record = SessionRecord(
+                id=session_id, status="starting", workspace=workspace_name,
+                permission_mode=mode, created_at=moment, last_activity_at=moment,
+                owner=owner, model=request.model or self.settings.default_model,
+                options=options, metadata=request.metadata,
+                claude_session_id=request.resume, expires_at=self._expiry(moment),
+            )
+            await self.store.create_session(record)
+        except BaseException:
+            self._active_sessions -= 1
+            raise
+        await self.events.emit(session_id, "session.created",
+                               {"session": session_to_api(record)})
+        live = self._live_session(session_id)
+        live.spawning = asyncio.create_task(self._spawn(live))
+        return record
+
+    def _expiry(self, moment: datetime) -> datetime | None:
+        ttl = self.settings.session_ttl_seconds
+        return moment + timedelta(seconds=ttl) if ttl > 0 else None
+
+    async def patch(self, session_id: str, owner: str | None, *, model: str | None = None,
+                    permission_mode: str | None = None,
+                    metadata: dict[str, Any] | None = None) -> SessionRecord:
+        record = await self.get(session_id, owner)
+        if record.status in CLOSED_STATUSES:
+            raise SessionEnded(session_id, record.status)
+        changes: dict[str, Any] = {}
+        if permission_mode is not None:
+            if permission_mode not in PERMISSION_MODES:
+                raise InvalidRequest(f"Unknown permissionMode {permission_mode!r}",
+                                     details={"allowed": list(PERMISSION_MODES)})
+            changes["permission_mode"] = permission_mode
+        if model is not None:
+            changes["model"] = model
+        if metadata is not None:
+            changes["metadata"] = metadata
+        if not changes:
+            return record
+        await self.store.update_session(session_id, **changes)
+        process = self.pool.get(session_id)
+        if process is not None and process.alive:
+            # Live where the CLI allows it; a later spawn reads the stored values anyway.
+            with contextlib.suppress(Exception):
+                if model is not None:
+                    await process.set_model(model)
+                if permission_mode is not None:
+                    await process.set_permission_mode(permission_mode)
+        await self.events.emit(session_id, "session.updated", {
+            "model": model, "permissionMode": permission_mode, "metadata": metadata})
+        return await self.get(session_id, owner)
+
+    async def delete(self, session_id: str, owner: str | None, *, purge: bool = False) -> None:
+        record = await self.get(session_id, owner)
+        if record.status not in CLOSED_STATUSES:
+            await self._close_session(record, "ended", "deleted")
+        if purge:
+            live = self._live.pop(session_id, None)
+            if live is not None and live.worker is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(asyncio.shield(live.worker), 10)
+            self.events.close_session(session_id)
+            if record.claude_session_id:
+                with contextlib.suppress(Exception):
+                    cwd = workspace_dir(self.settings.workspace_root, record.workspace)
+                    await self.transcripts.delete({
+                        "project_key": project_key_for_directory(str(cwd)),
+                        "session_id": record.claude_session_id})
+            await self.store.delete_session(session_id)
+
+    async def _close_session(self, record: SessionRecord, status: str, reason: str) -> None:
+        live = self._live_session(record.id)
+        live.closed = True
+        await self.store.update_session(record.id, status=status, ended_at=now())
+        self._active_sessions = max(0, self._active_sessions - 1)
+        for pending in list(live.queued):
+            live.queued.remove(pending)
+            await self._finish_turn_record(record.id, pending.id, "turn.failed", {
+                "error": {"code": "SESSION_ENDED", "message": f"The session was {reason}."}},
+                pending)
+        live.queue.put_nowait(None)
+        if live.current is not None:
+            live.current.interrupt_requested = True
+        await self._stop_process(live, reason)
+        await self.events.emit(record.id, "session.ended", {"reason": reason,
+                                                            "status": status})
+
+    # -- messages ------------------------------------------------------------------
+    async def send_message(self, session_id: str, owner: str | None,
+                           prompt: str | list[Any]) -> PendingTurn:
+        record = await self.get(session_id, owner)
+        if record.status in CLOSED_STATUSES:
+            raise SessionEnded(session_id, record.status)
+        live = self._live_session(session_id)
+        if live.closed:
+            raise SessionEnded(session_id, "ended")
+        turn_id = f"turn_{uuid.uuid4().hex}"
+        blocks = prompt_blocks(prompt)
+        await self.store.create_turn(TurnRecord(id=turn_id, session_id=session_id,
+                                                status="queued", prompt=blocks,
+                                                created_at=now()))
+        pending = PendingTurn(turn_id, prompt, asyncio.get_running_loop().create_future())
+        position = len(live.queued) + (1 if live.current else 0)
+        live.queued.append(pending)
+        queued = await self.events.emit(session_id, "turn.queued",
+                                        {"prompt": blocks, "position": position}, turn_id)
+        pending.queued_seq = queued.seq
+        live.queue.put_nowait(pending)
+        if live.worker is None or live.worker.done():
+            live.worker = asyncio.create_task(self._work(live), name=f"turns-{session_id}")
+        return pending
+
+    async def interrupt(self, session_id: str, owner: str | None, *,
+                        clear_queue: bool = False) -> bool:
+        await self.get(session_id, owner)
+        live = self._live.get(session_id)
+        if live is None:
+            return False
+        if clear_queue:
+            for pending in list(live.queued):
+                live.queued.remove(pending)
+                await self._finish_turn_record(session_id, pending.id, "turn.interrupted", {
+                    "reason": "queue_cleared"}, pending)
+        current = live.current
+        if current is None or current.interrupt_requested:
+            return False
+        current.interrupt_requested = True
+        process = live.process
+        if process is not None and process.alive:
+            with contextlib.suppress(Exception):
+                await process.interrupt()
+        return True
+
+    async def turn_events(self, session_id: str, turn_id: str, after: int
+                          ) -> AsyncIterator[EventRecord]:
+        """The events of one turn, from ``after`` until it completes, fails or is interrupted."""
+        async for event in self.events.stream(session_id, after):
+            if event.turn_id != turn_id:
+                continue
+            yield event
+            if event.type in TERMINAL_TURN_EVENTS:
+                return
+
+    # -- the turn runner -------------------------------------------------------------
+    def _live_session(self, session_id: str) -> LiveSession:
+        live = self._live.get(session_id)
+        if live is None:
+            live = self._live[session_id] = LiveSession(session_id)
+        return live
+
+    async def _work(self, live: LiveSession) -> None:
+        while True:
+            pending = await live.queue.get()
+            if pending is None:
+                if live.closed or self._closing:
+                    return
+                continue
+            if pending not in live.queued:
+                continue  # cleared from the queue meanwhile
+            live.queued.remove(pending)
+            live.current = pending
+            try:
+                await self._run_turn(live, pending)
+            except Exception as exc:
+                logger.exception("turn runner failed", extra={"session_id": live.id})
+                await self._finish_turn_record(live.id, pending.id, "turn.failed", {
+                    "error": {"code": "INTERNAL_ERROR", "message": str(exc)}}, pending)
+            finally:
+                live.current = None
+                await self.pool.notify()
+            if not live.closed:
+                await self._touch(live.id, status="idle" if live.process and
+                                  live.process.alive else "stopped")
+
+    async def _touch(self, session_id: str, **fields: Any) -> None:
+        moment = now()
+        await self.store.update_session(session_id, last_activity_at=moment,
+                                        expires_at=self._expiry(moment), **fields)
+
+    async def _run_turn(self, live: LiveSession, pending: PendingTurn) -> None:
+        record = await self.get(live.id)
+        if live.closed or record.status in CLOSED_STATUSES:
+            await self._finish_turn_record(live.id, pending.id, "turn.failed", {
+                "error": {"code": "SESSION_ENDED", "message": "The session has ended."}},
+                pending)
+            return
+        await self.store.update_turn(pending.id, status="running", started_at=now())
+        await self._touch(live.id, status="running")
+        await self.events.emit(live.id, "turn.started", {}, pending.id)
+        await self.store.add_message(live.id, "user", prompt_blocks(pending.prompt), pending.id)
+        process = await self._ensure_process(live)
+        if process is None:
+            await self._finish_turn_record(live.id, pending.id, "turn.failed", {
+                "error": {"code": "PROCESS_START_FAILED",
+                          "message": "The Claude Code CLI could not be started.",
+                          **self._last_spawn_error.get(live.id, {})}}, pending)
+            return
+        if pending.interrupt_requested:
+            await self._finish_turn_record(live.id, pending.id, "turn.interrupted",
+                                           {"reason": "interrupted_before_start"}, pending)
+            return
+        process.drain()
+        try:
+            await process.send(prompt_for_cli(pending.prompt))
+        except Exception as exc:
+            await self._process_died(live, process, pending, ProcessExit(
+                expected=False, reason=f"{exc.__class__.__name__}: {exc}",
+                stderr=process.stderr_tail.text(8192)))
+            return
+        while True:
+            message = await process.next_message()
+            if isinstance(message, ProcessExit):
+                await self._process_died(live, process, pending, message)
+                return
+            process.last_used = time.monotonic()
+            if isinstance(message, SystemMessage) and message.subtype == "init":
+                continue
+            specs = normalize(message)
+            if specs:
+                await self.events.append(live.id, [NewEvent(t, d, pending.id) for t, d in specs])
+                for type_, data in specs:
+                    if type_ == "message":
+                        await self.store.add_message(live.id, data["role"], data["content"],
+                                                     pending.id)
+            if isinstance(message, ResultMessage):
+                await self._complete(live, process, pending, message)
+                return
+
+    async def _complete(self, live: LiveSession, process: AgentProcess, pending: PendingTurn,
+                        result: ResultMessage) -> None:
+        total = result.total_cost_usd or 0.0
+        turn_cost = total - process.cost_reported
+        if turn_cost < 0:  # the CLI reset its running total (a new conversation)
+            turn_cost = total
+        process.cost_reported = total
+        type_, data = turn_outcome(result, turn_cost)
+        record = await self.get(live.id)
+        await self.store.add_session_usage(live.id, usage_of(result, turn_cost),
+                                           turn_id=pending.id, model=record.model)
+        if result.session_id and result.session_id != record.claude_session_id:
+            await self.store.update_session(live.id, claude_session_id=result.session_id)
+        await self._finish_turn_record(live.id, pending.id, type_, data, pending)
+
+    async def _process_died(self, live: LiveSession, process: AgentProcess,
+                            pending: PendingTurn, exit_: ProcessExit) -> None:
+        await self._drop_process(live, process, exit_)
+        if exit_.expected and pending.interrupt_requested:
+            code, message = "SESSION_ENDED", "The session ended during this turn."
+            if self._closing:
+                code, message = "GATEWAY_SHUTDOWN", "The gateway stopped during this turn."
+        else:
+            code, message = "PROCESS_EXITED", f"The Claude Code process exited: {exit_.reason}"
+        await self._finish_turn_record(live.id, pending.id, "turn.failed", {"error": {
+            "code": code, "message": message, "exitCode": exit_.exit_code,
+            "stderr": exit_.stderr}}, pending)
+
+    async def _finish_turn_record(self, session_id: str, turn_id: str, type_: str,
+                                  data: dict[str, Any], pending: PendingTurn | None = None
+                                  ) -> None:
+        status = type_.removeprefix("turn.")
+        await self.store.update_turn(turn_id, status=status, ended_at=now(), outcome=data)
+        await self.events.emit(session_id, type_, data, turn_id)
+        if pending is not None and not pending.done.done():
+            pending.done.set_result({"turnId": turn_id, "status": status, **data})
+
+    # -- processes -----------------------------------------------------------------
+
+    async def _ensure_process(self, live: LiveSession) -> AgentProcess | None:
+        if live.spawning is not None:
+            process = await live.spawning
+            live.spawning = None
+            if process is not None and process.alive:
+                return process
+        if live.process is not None and live.process.alive:
+            return live.process
+        return await self._spawn(live)
+
+    def _is_idle(self, session_id: str) -> bool:
+        live = self._live.get(session_id)
+        return live is not None and live.current is None and not live.queued
+
+    async def _evict(self, session_id: str) -> bool:
+        live = self._live.get(session_id)
+        if live is None or not self._is_idle(session_id):
+            return False
+        await self._stop_process(live, "evicted")
+        if not live.closed:
+            await self.store.update_session(session_id, status="stopped")
+        return True
+
+    async def _spawn(self, live: LiveSession) -> AgentProcess | None:
+        async with live.lock:
+            if live.process is not None and live.process.alive:
+                return live.process
+            record = await self.get(live.id)
+            if live.closed or record.status in CLOSED_STATUSES:
+                return None
+            await self.store.update_session(live.id, status="starting")
+            await self.pool.reserve(live.id, self._is_idle, self._evict)
+            spec = AgentSpec.from_options(record.model, record.permission_mode, record.options)
+            if record.claude_session_id:
+                launch = Launch(resume=record.claude_session_id)
+            elif record.options.get("forkOf"):
+                launch = Launch(resume=record.options["forkOf"], fork=True)
+            else:
+                launch = Launch(session_id=str(uuid.uuid4()))
+            tail = StderrTail()
+            cwd = workspace_dir(self.settings.workspace_root, record.workspace)
+            options = build_options(spec, cwd=cwd, cli_path=self.cli_path,
+                                    base_env=self.cli_env, launch=launch, stderr=tail.append,
+                                    session_store=self.transcripts)
+            process = AgentProcess(options, stderr_tail=tail, on_exit=self._on_exit)
+            try:
+                await asyncio.wait_for(process.start(), self.settings.spawn_timeout_seconds)
+            except Exception as exc:
+                await self.pool.release(live.id)
+                with contextlib.suppress(Exception):
+                    await process.stop()
+                error = {"reason": f"{exc.__class__.__name__}: {exc}",
+                         "stderr": tail.text(8192)}
+                self._last_spawn_error[live.id] = error
+                logger.warning("CLI process failed to start",
+                               extra={"session_id": live.id, "error": error["reason"]})
+                await self.store.update_session(live.id, status="failed")
+                await self.events.emit(live.id, "process.stopped",
+                                       {"reason": "start_failed", **error})
+                return None
+            live.process = process
+            await self.pool.attach(live.id, process)
+            await self.store.update_session(live.id, status="running" if live.current
+                                            else "idle")
+            await self.events.emit(live.id, "process.started", {
+                "pid": process.pid, "resumed": launch.resume is not None,
+                "forked": launch.fork})
+            return process
+
+    async def _on_exit(self, process: AgentProcess, exit_: ProcessExit) -> None:
+        """A process ended; if nobody is waiting on it (an idle death), record it."""
+        for live in self._live.values():
+            if live.process is process and live.current is None and not exit_.expected:
+                await self._drop_process(live, process, exit_)
+                if not live.closed:
+                    await self.store.update_session(live.id, status="stopped")
+                return
+
+    async def _drop_process(self, live: LiveSession, process: AgentProcess,
+                            exit_: ProcessExit) -> None:
+        if live.process is not process:
+            return
+        live.process = None
+        await self.pool.release(live.id, process)
+        if not exit_.expected:
+            with contextlib.suppress(Exception):
+                await process.stop()  # release the SDK's resources
+        await self.events.emit(live.id, "process.stopped", {
+            "reason": "stopped" if exit_.expected else "exited",
+            "detail": exit_.reason, "exitCode": exit_.exit_code,
+            "stderr": "" if exit_.expected else exit_.stderr})
+
+    async def _stop_process(self, live: LiveSession, reason: str) -> None:
+        if live.spawning is not None and not live.spawning.done():
+            with contextlib.suppress(Exception):
+                await live.spawning
+        process = live.process
+        if process is None:
+            return
+        live.process = None
+        await process.stop()
+        await self.pool.release(live.id, process)
+        await self.events.emit(live.id, "process.stopped", {"reason": reason})
+
+    # -- the reaper: idle processes and expired sessions ---------------------------------
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reaper_interval_seconds)
+            try:
+                await self.reap()
+            except Exception:
+                logger.exception("reaper failed")
+
+    async def reap(self) -> None:
+        """Stop processes idle too long; expire sessions past their TTL."""
+        idle_limit = self.settings.idle_timeout_seconds
+        if idle_limit > 0:
+            for session_id, process in self.pool.live.items():
+                live = self._live.get(session_id)
+                if (live is not None and self._is_idle(session_id)
+                        and time.monotonic() - process.last_used > idle_limit):
+                    await self._stop_process(live, "idle_timeout")
+                    if not live.closed:
+                        await self.store.update_session(session_id, status="stopped")
+        if self.settings.session_ttl_seconds > 0:
+            moment = now()
+            for status in ACTIVE_SESSION_STATUSES:
+                for record in await self._all_sessions(status):
+                    if record.expires_at is not None and record.expires_at <= moment and (
+                            self._is_idle(record.id) or record.id not in self._live):
+                        await self._close_session(record, "expired", "expired")
+
+
+def encode_cursor(created_at: datetime, session_id: str) -> str:
+    import base64
+
+    raw = f"{created_at.isoformat()}|{session_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    import base64
+    import binascii
+
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, session_id = raw.split("|", 1)
+        return datetime.fromisoformat(stamp), session_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor("The cursor is not one this server gave out",
+                            details={"cursor": cursor[:100]}) from None
