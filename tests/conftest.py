@@ -11,9 +11,11 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from claude_gateway.runtime.environment import cli_environment
@@ -73,3 +75,81 @@ def cli_env(settings: Settings) -> dict[str, str]:
     """The environment the gateway gives a CLI process, for tests that drive the SDK directly."""
     settings.cli_config_dir.mkdir(parents=True, exist_ok=True)
     return cli_environment(settings)
+
+
+# -- a running gateway -----------------------------------------------------------------
+
+
+class Gateway:
+    """A gateway serving on a loopback port in a thread, with an HTTP client helper."""
+
+    def __init__(self, settings: Settings, mock: MockModelServer) -> None:
+        from claude_gateway.app import create_app
+        from claude_gateway.testing.server_thread import ServerThread
+
+        self.settings = settings
+        self.mock = mock
+        self.app = create_app(settings)
+        self.server = ServerThread(self.app, lifespan="on", name="gateway")
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> Gateway:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def client(self, **kwargs: object) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+def processes_in(directory: Path) -> list[int]:
+    """Pids of live processes whose working directory is inside ``directory``."""
+    found = []
+    root = directory.resolve()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = (entry / "cwd").resolve(strict=True)
+            state = (entry / "stat").read_text().split(") ", 1)[1][:1]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and (cwd == root or root in cwd.parents):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path, mock_model: MockModelServer
+                  ) -> Iterator[Callable[..., Gateway]]:
+    """Start gateways on ``tmp_path`` (several in a row share the data dir, like restarts).
+
+    At teardown every gateway is stopped and no CLI process may be left in its workspaces.
+    """
+    started: list[Gateway] = []
+
+    def start(**overrides: object) -> Gateway:
+        values: dict[str, object] = {
+            "upstream_base_url": mock_model.url,
+            "upstream_api_key": "test-key",
+            "reaper_interval_seconds": 0.2,
+            "sse_ping_seconds": 1,
+            "max_processes": 4,
+        }
+        values.update(overrides)
+        gateway = Gateway(make_settings(tmp_path, **values), mock_model).start()
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+    deadline = time.monotonic() + 10
+    while (leaked := processes_in(tmp_path / "workspaces")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not leaked, f"CLI processes left running: {leaked}"

@@ -173,9 +173,12 @@ def test_count_tokens_and_side_requests_leave_the_script_alone(server: MockModel
     })
     assert json.loads(title.json()["content"][0]["text"]) == {"title": "Mock session"}
     assert server.model.pending == 1
+    probe = post(server, {"model": "claude-new", "max_tokens": 1,
+                          "messages": [{"role": "user", "content": "Hi"}]})
+    assert probe.status_code == 200  # the CLI checks a model this way after set_model
     assert post(server, body("agent turn")).json()["content"][0]["text"] == "kept for the agent"
     kinds = [r.kind for r in server.model.all_requests]
-    assert kinds == ["count_tokens", "side", "messages"]
+    assert kinds == ["count_tokens", "side", "side", "messages"]
 
 
 def test_admin_endpoints_script_and_inspect(server: MockModelServer) -> None:

@@ -35,13 +35,19 @@ class ProcessPool:
     def get(self, session_id: str) -> AgentProcess | None:
         return self._live.get(session_id)
 
+    def try_reserve(self, session_id: str) -> bool:
+        """Take a free slot without waiting or evicting anyone; False when there is none."""
+        if len(self._live) + len(self._reserved) < self.max_processes:
+            self._reserved.add(session_id)
+            return True
+        return False
+
     async def reserve(self, session_id: str, is_idle: Callable[[str], bool],
                       evict: Evict) -> None:
         """Wait for a free slot for ``session_id``, evicting the LRU idle process if needed."""
         async with self._changed:
             while True:
-                if len(self._live) + len(self._reserved) < self.max_processes:
-                    self._reserved.add(session_id)
+                if self.try_reserve(session_id):
                     return
                 victims = sorted(
                     (p.last_used, sid) for sid, p in self._live.items() if is_idle(sid)

@@ -192,6 +192,11 @@ class SessionManager:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        spawns = [live.spawning for live in self._live.values()
+                  if live.spawning is not None and not live.spawning.done()]
+        for spawn in spawns:
+            spawn.cancel()
+        await asyncio.gather(*spawns, return_exceptions=True)
         for live in list(self._live.values()):
             live.closed = True
             live.queue.put_nowait(None)
@@ -289,7 +294,9 @@ class SessionManager:
         await self.events.emit(session_id, "session.created",
                                {"session": session_to_api(record)})
         live = self._live_session(session_id)
-        live.spawning = asyncio.create_task(self._spawn(live))
+        # Start the process now so the first message finds it warm, but only into a free
+        # slot: a session nobody has written to yet must not evict a warm one.
+        live.spawning = asyncio.create_task(self._spawn(live, prestart=True))
         return record
 
     def _expiry(self, moment: datetime) -> datetime | None:
@@ -565,15 +572,21 @@ class SessionManager:
             await self.store.update_session(session_id, status="stopped")
         return True
 
-    async def _spawn(self, live: LiveSession) -> AgentProcess | None:
+    async def _spawn(self, live: LiveSession, *, prestart: bool = False
+                     ) -> AgentProcess | None:
         async with live.lock:
             if live.process is not None and live.process.alive:
                 return live.process
             record = await self.get(live.id)
             if live.closed or record.status in CLOSED_STATUSES:
                 return None
-            await self.store.update_session(live.id, status="starting")
-            await self.pool.reserve(live.id, self._is_idle, self._evict)
+            if prestart:
+                if not self.pool.try_reserve(live.id):
+                    await self.store.update_session(live.id, status="stopped")
+                    return None
+            else:
+                await self.store.update_session(live.id, status="starting")
+                await self.pool.reserve(live.id, self._is_idle, self._evict)
             spec = AgentSpec.from_options(record.model, record.permission_mode, record.options)
             if record.claude_session_id:
                 launch = Launch(resume=record.claude_session_id)
@@ -589,10 +602,12 @@ class SessionManager:
             process = AgentProcess(options, stderr_tail=tail, on_exit=self._on_exit)
             try:
                 await asyncio.wait_for(process.start(), self.settings.spawn_timeout_seconds)
-            except Exception as exc:
+            except BaseException as exc:
                 await self.pool.release(live.id)
                 with contextlib.suppress(Exception):
                     await process.stop()
+                if not isinstance(exc, Exception):
+                    raise
                 error = {"reason": f"{exc.__class__.__name__}: {exc}",
                          "stderr": tail.text(8192)}
                 self._last_spawn_error[live.id] = error

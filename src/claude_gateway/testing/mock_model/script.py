@@ -23,7 +23,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SYSTEM_REMINDER = "<system-reminder>"
+CLI_INJECTED_PREFIXES = (
+    "<system-reminder>",
+    "<local-command-",
+    "<command-name>",
+    "<command-message>",
+    "<command-args>",
+)
+"""Text blocks the CLI adds to user messages (reminders, local command echoes)."""
 
 DIRECTIVES = frozenset(
     {"reply", "text", "thinking", "tool", "tool+", "slow", "delay", "fail", "usage", "stop"}
@@ -220,8 +227,9 @@ def _text_blocks(content: Any) -> list[str]:
 
 
 def human_text(content: Any) -> str:
-    """The text a person wrote in a message's content, without CLI system reminders."""
-    parts = [t for t in _text_blocks(content) if not t.lstrip().startswith(SYSTEM_REMINDER)]
+    """The text a person wrote in a message's content, without what the CLI injected."""
+    parts = [t for t in _text_blocks(content)
+             if not t.lstrip().startswith(CLI_INJECTED_PREFIXES)]
     return "\n".join(parts)
 
 

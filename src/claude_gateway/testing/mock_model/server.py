@@ -264,11 +264,16 @@ class Decision:
 
 
 def _is_side_request(body: dict[str, Any]) -> bool:
+    """The CLI's own requests: session titles (a JSON schema) and model probes (1 token)."""
+    if body.get("tools"):
+        return False
     fmt = (body.get("output_config") or {}).get("format") or {}
-    return not body.get("tools") and fmt.get("type") == "json_schema"
+    return fmt.get("type") == "json_schema" or body.get("max_tokens") == 1
 
 
 def _side_answer(body: dict[str, Any]) -> Step:
+    if body.get("max_tokens") == 1:
+        return Step.reply("Hi")
     schema = ((body.get("output_config") or {}).get("format") or {}).get("schema") or {}
     properties = schema.get("properties") or {"title": {}}
     payload = dict.fromkeys(properties, "Mock session")
