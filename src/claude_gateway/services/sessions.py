@@ -43,7 +43,7 @@ from claude_gateway.runtime.options import PERMISSION_MODES, AgentSpec, Launch, 
 from claude_gateway.runtime.process_pool import ProcessPool
 from claude_gateway.runtime.stderr_tail import StderrTail
 from claude_gateway.services.prompts import prompt_blocks, prompt_for_cli
-from claude_gateway.services.workspaces import workspace_dir
+from claude_gateway.services.workspaces import normalize_workspace_name, workspace_dir
 from claude_gateway.settings import Settings
 from claude_gateway.storage.base import Store
 from claude_gateway.storage.records import (
@@ -258,7 +258,7 @@ class SessionManager:
             # Transcripts are keyed by the working directory: fork in the same one.
             workspace_name = workspace_name or source.workspace
         session_id = f"ses_{uuid.uuid4().hex}"
-        workspace_name = workspace_name or session_id
+        workspace_name = normalize_workspace_name(workspace_name or session_id)
         workspace_dir(self.settings.workspace_root, workspace_name)
         # Reserve a place under the cap before any await, so parallel creates can't
         # overshoot it.
@@ -453,8 +453,22 @@ class SessionManager:
                 live.current = None
                 await self.pool.notify()
             if not live.closed:
-                await self._touch(live.id, status="idle" if live.process and
-                                  live.process.alive else "stopped")
+                await self._touch(live.id, status=self._resting_status(live))
+
+    @staticmethod
+    def _resting_status(live: LiveSession) -> str:
+        if live.process is not None and live.process.alive:
+            return "idle"
+        if live.spawning is not None and not live.spawning.done():
+            return "starting"
+        return "stopped"
+
+    def _respawn_soon(self, live: LiveSession) -> None:
+        """After a crash, bring a warm process back (into a free slot only)."""
+        if live.closed or self._closing:
+            return
+        if live.spawning is None or live.spawning.done():
+            live.spawning = asyncio.create_task(self._spawn(live, prestart=True))
 
     async def _touch(self, session_id: str, **fields: Any) -> None:
         moment = now()
@@ -528,6 +542,8 @@ class SessionManager:
     async def _process_died(self, live: LiveSession, process: AgentProcess,
                             pending: PendingTurn, exit_: ProcessExit) -> None:
         await self._drop_process(live, process, exit_)
+        if not exit_.expected:
+            self._respawn_soon(live)
         if exit_.expected and pending.interrupt_requested:
             code, message = "SESSION_ENDED", "The session ended during this turn."
             if self._closing:
@@ -551,8 +567,10 @@ class SessionManager:
 
     async def _ensure_process(self, live: LiveSession) -> AgentProcess | None:
         if live.spawning is not None:
-            process = await live.spawning
-            live.spawning = None
+            spawning = live.spawning
+            process = await spawning
+            if live.spawning is spawning:
+                live.spawning = None
             if process is not None and process.alive:
                 return process
         if live.process is not None and live.process.alive:
@@ -608,11 +626,11 @@ class SessionManager:
                     await process.stop()
                 if not isinstance(exc, Exception):
                     raise
-                error = {"reason": f"{exc.__class__.__name__}: {exc}",
+                error = {"detail": f"{exc.__class__.__name__}: {exc}",
                          "stderr": tail.text(8192)}
                 self._last_spawn_error[live.id] = error
                 logger.warning("CLI process failed to start",
-                               extra={"session_id": live.id, "error": error["reason"]})
+                               extra={"session_id": live.id, "error": error["detail"]})
                 await self.store.update_session(live.id, status="failed")
                 await self.events.emit(live.id, "process.stopped",
                                        {"reason": "start_failed", **error})
@@ -633,6 +651,7 @@ class SessionManager:
                 await self._drop_process(live, process, exit_)
                 if not live.closed:
                     await self.store.update_session(live.id, status="stopped")
+                    self._respawn_soon(live)
                 return
 
     async def _drop_process(self, live: LiveSession, process: AgentProcess,

@@ -35,11 +35,24 @@ def resolve_inside(root: Path, relative: str) -> Path:
     return target
 
 
+def normalize_workspace_name(name: str) -> str:
+    """A workspace name in canonical form (``a/b``); absolute names are refused."""
+    if os.path.isabs(name) or name.startswith("~"):
+        raise PathOutsideWorkspace("A workspace is a relative name under the workspace root",
+                                   details={"workspace": name})
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts:
+        raise InvalidPath("Workspace name is empty", details={"workspace": name})
+    return "/".join(parts)
+
+
 def workspace_dir(root: Path, name: str) -> Path:
     """The directory of workspace ``name`` (a relative name), created if missing."""
-    if not name or not name.strip() or name.strip("/") in ("", "."):
-        raise InvalidPath("Workspace name is empty", details={"workspace": name})
-    path = resolve_inside(root, name.strip("/"))
+    name = normalize_workspace_name(name)
+    path = resolve_inside(root, name)
+    if path == root.resolve():
+        raise InvalidPath("A workspace cannot be the workspace root itself",
+                          details={"workspace": name})
     path.mkdir(parents=True, exist_ok=True)
     # Creating it may have followed a symlink planted meanwhile: check again.
-    return resolve_inside(root, name.strip("/"))
+    return resolve_inside(root, name)
