@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.cli, pytest.mark.anyio]
 
 
 async def wait_for_status(client: httpx.AsyncClient, session_id: str, status: str,
-                          timeout: float = 30) -> dict[str, Any]:
-    with anyio.fail_after(timeout):
+                          within: float = 30) -> dict[str, Any]:
+    with anyio.fail_after(within):
         while True:
             session = (await client.get(f"/v1/sessions/{session_id}")).json()
             if session["status"] == status:
