@@ -573,8 +573,12 @@ class SessionManager:
                 live.spawning = None
             if process is not None and process.alive:
                 return process
-        if live.process is not None and live.process.alive:
-            return live.process
+        if live.process is not None:
+            if live.process.alive:
+                return live.process
+            # It died between turns, before anyone read its exit: record and release it.
+            dead = live.process
+            await self._drop_process(live, dead, dead.exit or ProcessExit(False, "exited"))
         return await self._spawn(live)
 
     def _is_idle(self, session_id: str) -> bool:

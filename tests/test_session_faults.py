@@ -1,0 +1,226 @@
+"""Faults: idle eviction, LRU eviction, a killed CLI, a killed gateway."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from claude_gateway.testing.mock_model import MockModelServer
+from tests.conftest import Gateway, processes_in
+from tests.sse import collect, is_turn_end
+from tests.test_cli_command import free_port
+from tests.test_session_lifecycle import wait_for_status
+from tests.test_session_turns import events_of, new_session
+
+pytestmark = [pytest.mark.cli, pytest.mark.anyio]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+async def process_pids(client: httpx.AsyncClient, session_id: str) -> list[int]:
+    return [e["data"]["pid"] for e in await events_of(client, session_id)
+            if e["type"] == "process.started"]
+
+
+async def test_idle_process_is_stopped_then_resumed_transparently(
+    start_gateway: Any, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway(idle_timeout_seconds=0.5)
+    async with gateway.client() as client:
+        session_id = await new_session(client)
+        first = await client.post(f"/v1/sessions/{session_id}/messages",
+                                  json={"prompt": "Remember 42.\n@reply Remembered."})
+        assert first.json()["status"] == "completed"
+        stopped = await wait_for_status(client, session_id, "stopped")
+        assert stopped["claudeSessionId"] == first.json()["claudeSessionId"]
+        (old_pid,) = await process_pids(client, session_id)
+        assert not pid_alive(old_pid)
+        second = await client.post(f"/v1/sessions/{session_id}/messages",
+                                   json={"prompt": "What was it?\n@reply 42."})
+        assert second.json()["result"] == "42."
+        assert second.json()["claudeSessionId"] == first.json()["claudeSessionId"]
+        events = await events_of(client, session_id)
+    reasons = [e["data"].get("reason") for e in events if e["type"] == "process.stopped"]
+    assert reasons == ["idle_timeout"]
+    started = [e["data"] for e in events if e["type"] == "process.started"]
+    assert [s["resumed"] for s in started] == [False, True]
+    # The resumed process sent the earlier turn to the model.
+    assert mock_model.model.requests[-1].user_texts()[0].startswith("Remember 42.")
+
+
+async def test_the_least_recently_used_idle_process_makes_room(
+    start_gateway: Any, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway(max_processes=1)
+    async with gateway.client() as client:
+        a = await new_session(client)
+        await client.post(f"/v1/sessions/{a}/messages", json={"prompt": "A1\n@reply a1"})
+        b = await new_session(client)
+        # No free slot: the new session does not evict a warm one just to pre-start.
+        assert (await wait_for_status(client, b, "stopped"))["status"] == "stopped"
+        assert (await client.get(f"/v1/sessions/{a}")).json()["status"] == "idle"
+        await client.post(f"/v1/sessions/{b}/messages", json={"prompt": "B1\n@reply b1"})
+        assert (await client.get(f"/v1/sessions/{a}")).json()["status"] == "stopped"
+        again = await client.post(f"/v1/sessions/{a}/messages", json={"prompt": "A2\n@reply a2"})
+        assert again.json()["result"] == "a2"
+        a_events = await events_of(client, a)
+        status = (await client.get("/v1/status")).json()
+    assert [e["data"]["reason"] for e in a_events if e["type"] == "process.stopped"] == [
+        "evicted"]
+    assert status["processes"]["live"] == 1
+    assert mock_model.model.requests[-1].user_texts() == ["A1\n@reply a1", "A2\n@reply a2"]
+
+
+async def test_a_cli_killed_mid_turn_fails_the_turn_and_the_session_recovers(
+    start_gateway: Any, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        session_id = await new_session(client)
+        await client.post(f"/v1/sessions/{session_id}/messages",
+                          json={"prompt": "First.\n@reply one"})
+        (pid,) = await process_pids(client, session_id)
+        sent = await client.post(f"/v1/sessions/{session_id}/messages",
+                                 json={"prompt": "@slow 0.5\n@reply " + "w " * 40,
+                                       "timeoutMs": 0})
+        url = f"/v1/sessions/{session_id}/events"
+        turn_id = sent.json()["turnId"]
+        with anyio.fail_after(30):
+            await collect(client, "GET", url, until=lambda e: e["type"] == "message.delta"
+                          and e["turnId"] == turn_id)
+            os.kill(pid, signal.SIGKILL)
+            end = (await collect(client, "GET", url,
+                                 until=lambda e: is_turn_end(e) and e["turnId"] == turn_id))[-1]
+        assert end["type"] == "turn.failed" and end["turnId"] == sent.json()["turnId"]
+        error = end["data"]["error"]
+        assert error["code"] == "PROCESS_EXITED"
+        assert error["exitCode"] == -9
+        assert isinstance(error["stderr"], str)
+        await wait_for_status(client, session_id, "idle")
+        after = await client.post(f"/v1/sessions/{session_id}/messages",
+                                  json={"prompt": "Still there?\n@reply yes"})
+        assert after.json()["result"] == "yes"
+        started = [e["data"] for e in await events_of(client, session_id)
+                   if e["type"] == "process.started"]
+    assert [s["resumed"] for s in started] == [False, True]
+    assert mock_model.model.requests[-1].user_texts()[0] == "First.\n@reply one"
+
+
+async def test_a_cli_killed_while_idle_is_replaced(
+    start_gateway: Any, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        session_id = await new_session(client)
+        await client.post(f"/v1/sessions/{session_id}/messages",
+                          json={"prompt": "Before.\n@reply one"})
+        (pid,) = await process_pids(client, session_id)
+        os.kill(pid, signal.SIGKILL)
+        with anyio.fail_after(30):
+            while len(await process_pids(client, session_id)) < 2:
+                await anyio.sleep(0.05)
+        events = await events_of(client, session_id)
+        exited = [e["data"] for e in events if e["type"] == "process.stopped"]
+        assert exited[0]["reason"] == "exited" and exited[0]["exitCode"] == -9
+        after = await client.post(f"/v1/sessions/{session_id}/messages",
+                                  json={"prompt": "After.\n@reply two"})
+        assert after.json()["result"] == "two"
+    assert mock_model.model.requests[-1].user_texts() == ["Before.\n@reply one",
+                                                         "After.\n@reply two"]
+
+
+def gateway_process(tmp_path: Path, mock: MockModelServer, port: int) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    env.update({
+        "CLAUDE_GATEWAY_DATA_DIR": str(tmp_path / "data"),
+        "CLAUDE_GATEWAY_WORKSPACE_ROOT": str(tmp_path / "workspaces"),
+        "CLAUDE_GATEWAY_UPSTREAM_BASE_URL": mock.url,
+        "CLAUDE_GATEWAY_UPSTREAM_API_KEY": "test-key",
+        "CLAUDE_GATEWAY_CLI_MAX_RETRIES": "1",
+        "CLAUDE_GATEWAY_LOG_LEVEL": "WARNING",
+    })
+    return subprocess.Popen(
+        [sys.executable, "-m", "claude_gateway", "serve", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    )
+
+
+async def wait_healthy(url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        with anyio.fail_after(60):
+            while True:
+                try:
+                    if (await client.get(f"{url}/health")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await anyio.sleep(0.1)
+
+
+async def test_a_killed_gateway_restarts_with_every_session_and_resumes(
+    tmp_path: Path, mock_model: MockModelServer
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    first = gateway_process(tmp_path, mock_model, port)
+    second: subprocess.Popen[str] | None = None
+    try:
+        await wait_healthy(url)
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            session_id = await new_session(client)
+            await client.post(f"/v1/sessions/{session_id}/messages",
+                              json={"prompt": "Earlier turn.\n@reply noted"})
+            (cli_pid,) = await process_pids(client, session_id)
+            running = await client.post(f"/v1/sessions/{session_id}/messages",
+                                        json={"prompt": "@slow 1\n@reply " + "w " * 30,
+                                              "timeoutMs": 0})
+            with anyio.fail_after(30):
+                await collect(client, "GET", f"/v1/sessions/{session_id}/events",
+                              until=lambda e: e["type"] == "message.delta")
+            before = await events_of(client, session_id)
+
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        second = gateway_process(tmp_path, mock_model, port)
+        await wait_healthy(url)
+        with anyio.fail_after(10):
+            while pid_alive(cli_pid):  # the old CLI must not outlive its gateway
+                await anyio.sleep(0.1)
+
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            session = (await client.get(f"/v1/sessions/{session_id}")).json()
+            assert session["status"] == "stopped"
+            events = await events_of(client, session_id)
+            assert events[:len(before)] == before
+            assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+            failed = [e for e in events if e["type"] == "turn.failed"]
+            assert failed[0]["turnId"] == running.json()["turnId"]
+            assert failed[0]["data"]["error"]["code"] == "GATEWAY_RESTARTED"
+            resumed = await client.post(f"/v1/sessions/{session_id}/messages",
+                                        json={"prompt": "Where were we?\n@reply here"})
+            assert resumed.json()["result"] == "here"
+        assert mock_model.model.requests[-1].user_texts()[0] == "Earlier turn.\n@reply noted"
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while processes_in(tmp_path / "workspaces") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_in(tmp_path / "workspaces") == []
