@@ -153,3 +153,18 @@ def start_gateway(tmp_path: Path, mock_model: MockModelServer
     while (leaked := processes_in(tmp_path / "workspaces")) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not leaked, f"CLI processes left running: {leaked}"
+
+
+async def wait_until(predicate: Callable[[], object], within: float = 30,
+                     interval: float = 0.05) -> None:
+    """Poll a condition outside our control (a process's life) until it holds, or fail."""
+    import anyio
+
+    with anyio.fail_after(within):
+        while True:
+            result = predicate()
+            if hasattr(result, "__await__"):
+                result = await result  # type: ignore[misc]
+            if result:
+                return
+            await anyio.sleep(interval)

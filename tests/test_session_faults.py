@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from claude_gateway.testing.mock_model import MockModelServer
-from tests.conftest import Gateway, processes_in
+from tests.conftest import Gateway, processes_in, wait_until
 from tests.sse import collect, is_turn_end
 from tests.test_cli_command import free_port
 from tests.test_session_lifecycle import wait_for_status
@@ -131,9 +130,10 @@ async def test_a_cli_killed_while_idle_is_replaced(
                           json={"prompt": "Before.\n@reply one"})
         (pid,) = await process_pids(client, session_id)
         os.kill(pid, signal.SIGKILL)
-        with anyio.fail_after(30):
-            while len(await process_pids(client, session_id)) < 2:
-                await anyio.sleep(0.05)
+        async def replaced() -> bool:
+            return len(await process_pids(client, session_id)) >= 2
+
+        await wait_until(replaced)
         events = await events_of(client, session_id)
         exited = [e["data"] for e in events if e["type"] == "process.stopped"]
         assert exited[0]["reason"] == "exited" and exited[0]["exitCode"] == -9
@@ -198,9 +198,8 @@ async def test_a_killed_gateway_restarts_with_every_session_and_resumes(
         first.wait(timeout=30)
         second = gateway_process(tmp_path, mock_model, port)
         await wait_healthy(url)
-        with anyio.fail_after(10):
-            while pid_alive(cli_pid):  # the old CLI must not outlive its gateway
-                await anyio.sleep(0.1)
+        # The old CLI must not outlive its gateway.
+        await wait_until(lambda: not pid_alive(cli_pid), within=10)
 
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             session = (await client.get(f"/v1/sessions/{session_id}")).json()
@@ -220,7 +219,4 @@ async def test_a_killed_gateway_restarts_with_every_session_and_resumes(
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while processes_in(tmp_path / "workspaces") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert processes_in(tmp_path / "workspaces") == []
+    await wait_until(lambda: not processes_in(tmp_path / "workspaces"), within=10)

@@ -559,6 +559,11 @@ class SessionManager:
                                   ) -> None:
         status = type_.removeprefix("turn.")
         await self.store.update_turn(turn_id, status=status, ended_at=now(), outcome=data)
+        live = self._live.get(session_id)
+        if live is not None and pending is not None and live.current is pending and (
+                not live.closed):
+            # Whoever learns that the turn ended must find the session at rest already.
+            await self._touch(session_id, status=self._resting_status(live))
         await self.events.emit(session_id, type_, data, turn_id)
         if pending is not None and not pending.done.done():
             pending.done.set_result({"turnId": turn_id, "status": status, **data})
