@@ -29,6 +29,10 @@ _DELTA_KINDS = {
     "input_json_delta": ("toolInput", "partial_json"),
 }
 _HIDDEN_SYSTEM_FIELDS = {"type", "subtype", "session_id", "uuid"}
+_SILENT_SYSTEM_SUBTYPES = frozenset({
+    "init",  # the turn runner reads it (session id, model); clients see turn.started
+    "thinking_tokens",  # a running counter, once per thinking delta: noise in the log
+})
 
 
 def _camel(name: str) -> str:
@@ -106,8 +110,8 @@ def normalize(message: Any) -> list[EventSpec]:
 
 def _system(message: SystemMessage) -> list[EventSpec]:
     subtype = message.subtype
-    if subtype == "init":
-        return []  # the turn runner reads it (session id, model); clients see turn.started
+    if subtype in _SILENT_SYSTEM_SUBTYPES:
+        return []
     fields = camel_keys({k: v for k, v in message.data.items()
                          if k not in _HIDDEN_SYSTEM_FIELDS})
     if subtype.startswith("hook_"):

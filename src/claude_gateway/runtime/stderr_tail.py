@@ -19,7 +19,7 @@ class StderrTail:
         while self._size > self.limit and len(self._lines) > 1:
             self._size -= len(self._lines.popleft().encode()) + 1
         if self._size > self.limit:  # one line longer than the limit: keep its end
-            only = self._lines.pop().encode()[-self.limit:].decode(errors="ignore")
+            only = self._lines.pop().encode()[-(self.limit - 1):].decode(errors="ignore")
             self._lines.append(only)
             self._size = len(only.encode()) + 1
 
