@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from claude_gateway.storage.base import Store
-from claude_gateway.storage.records import EventRecord, NewEvent
+from claude_gateway.storage.records import EventRecord, NewEvent, StateChange
 
 
 class Subscriber:
@@ -54,9 +55,11 @@ class EventLog:
         # Publishing in sequence order needs appends of one session to be serialized.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def append(self, session_id: str, events: Sequence[NewEvent]) -> list[EventRecord]:
+    async def append(self, session_id: str, events: Sequence[NewEvent],
+                     change: StateChange | None = None) -> list[EventRecord]:
+        """Store the events (and the state change they announce), then publish them."""
         async with self._locks[session_id]:
-            records = await self.store.append_events(session_id, events)
+            records = await self.store.append_events(session_id, events, change)
             for subscriber in list(self._subscribers.get(session_id, ())):
                 for record in records:
                     subscriber.offer(record)
@@ -64,9 +67,11 @@ class EventLog:
                     self._subscribers[session_id].discard(subscriber)
         return records
 
-    async def emit(self, session_id: str, type_: str, data: dict[str, object] | None = None,
-                   turn_id: str | None = None) -> EventRecord:
-        (record,) = await self.append(session_id, [NewEvent(type_, dict(data or {}), turn_id)])
+    async def emit(self, session_id: str, type_: str, data: dict[str, Any] | None = None,
+                   turn_id: str | None = None, change: StateChange | None = None
+                   ) -> EventRecord:
+        (record,) = await self.append(session_id, [NewEvent(type_, dict(data or {}), turn_id)],
+                                      change)
         return record
 
     def subscribe(self, session_id: str) -> Subscriber:

@@ -126,8 +126,11 @@ class AgentProcess:
             self.inbox.put_nowait(item)  # every later reader sees it too
         return item
 
-    def drain(self) -> list[Any]:
-        """Messages waiting in the inbox (left over between turns)."""
+    def drain(self, until: type | None = None) -> list[Any]:
+        """Messages already waiting in the inbox, up to and including one of type ``until``.
+
+        A :class:`ProcessExit` stays in the inbox for the next reader.
+        """
         items = []
         while not self.inbox.empty():
             item = self.inbox.get_nowait()
@@ -135,6 +138,8 @@ class AgentProcess:
                 self.inbox.put_nowait(item)
                 break
             items.append(item)
+            if until is not None and isinstance(item, until):
+                break
         return items
 
     async def interrupt(self) -> None:

@@ -51,6 +51,7 @@ from claude_gateway.storage.records import (
     EventRecord,
     NewEvent,
     SessionRecord,
+    StateChange,
     TurnRecord,
 )
 from claude_gateway.storage.transcripts import TranscriptStore
@@ -380,14 +381,18 @@ class SessionManager:
             raise SessionEnded(session_id, "ended")
         turn_id = f"turn_{uuid.uuid4().hex}"
         blocks = prompt_blocks(prompt)
-        await self.store.create_turn(TurnRecord(id=turn_id, session_id=session_id,
-                                                status="queued", prompt=blocks,
-                                                created_at=now()))
         pending = PendingTurn(turn_id, prompt, asyncio.get_running_loop().create_future())
         position = len(live.queued) + (1 if live.current else 0)
         live.queued.append(pending)
-        queued = await self.events.emit(session_id, "turn.queued",
-                                        {"prompt": blocks, "position": position}, turn_id)
+        try:
+            queued = await self.events.emit(
+                session_id, "turn.queued", {"prompt": blocks, "position": position}, turn_id,
+                StateChange(new_turn=TurnRecord(id=turn_id, session_id=session_id,
+                                                status="queued", prompt=blocks,
+                                                created_at=now())))
+        except BaseException:
+            live.queued.remove(pending)
+            raise
         pending.queued_seq = queued.seq
         live.queue.put_nowait(pending)
         if live.worker is None or live.worker.done():
@@ -452,8 +457,6 @@ class SessionManager:
             finally:
                 live.current = None
                 await self.pool.notify()
-            if not live.closed:
-                await self._touch(live.id, status=self._resting_status(live))
 
     @staticmethod
     def _resting_status(live: LiveSession) -> str:
@@ -470,10 +473,10 @@ class SessionManager:
         if live.spawning is None or live.spawning.done():
             live.spawning = asyncio.create_task(self._spawn(live, prestart=True))
 
-    async def _touch(self, session_id: str, **fields: Any) -> None:
+    def _activity(self, **fields: Any) -> dict[str, Any]:
+        """Session columns for "something happened now" (it also pushes the expiry back)."""
         moment = now()
-        await self.store.update_session(session_id, last_activity_at=moment,
-                                        expires_at=self._expiry(moment), **fields)
+        return {"last_activity_at": moment, "expires_at": self._expiry(moment), **fields}
 
     async def _run_turn(self, live: LiveSession, pending: PendingTurn) -> None:
         record = await self.get(live.id)
@@ -482,10 +485,11 @@ class SessionManager:
                 "error": {"code": "SESSION_ENDED", "message": "The session has ended."}},
                 pending)
             return
-        await self.store.update_turn(pending.id, status="running", started_at=now())
-        await self._touch(live.id, status="running")
-        await self.events.emit(live.id, "turn.started", {}, pending.id)
-        await self.store.add_message(live.id, "user", prompt_blocks(pending.prompt), pending.id)
+        await self.events.append(live.id, [NewEvent(
+            "turn.started", {}, pending.id, message_role="user",
+            message_content=prompt_blocks(pending.prompt))], StateChange(
+                session=self._activity(status="running"), turn_id=pending.id,
+                turn={"status": "running", "started_at": now()}))
         process = await self._ensure_process(live)
         if process is None:
             await self._finish_turn_record(live.id, pending.id, "turn.failed", {
@@ -506,38 +510,40 @@ class SessionManager:
                 stderr=process.stderr_tail.text(8192)))
             return
         while True:
-            message = await process.next_message()
-            if isinstance(message, ProcessExit):
-                await self._process_died(live, process, pending, message)
-                return
+            # Whatever else is already waiting goes into the same transaction.
+            batch = [await process.next_message()]
+            if not isinstance(batch[0], ProcessExit | ResultMessage):
+                batch.extend(process.drain(until=ResultMessage))
             process.last_used = time.monotonic()
-            if isinstance(message, SystemMessage) and message.subtype == "init":
-                continue
-            specs = normalize(message)
-            if specs:
-                await self.events.append(live.id, [NewEvent(t, d, pending.id) for t, d in specs])
-                for type_, data in specs:
-                    if type_ == "message":
-                        await self.store.add_message(live.id, data["role"], data["content"],
-                                                     pending.id)
-            if isinstance(message, ResultMessage):
-                await self._complete(live, process, pending, message)
+            events: list[NewEvent] = []
+            for message in batch:
+                if isinstance(message, ProcessExit | ResultMessage):
+                    break
+                for type_, data in normalize(message):
+                    role = data["role"] if type_ == "message" else None
+                    events.append(NewEvent(type_, data, pending.id, message_role=role,
+                                           message_content=data.get("content")))
+            if events:
+                await self.events.append(live.id, events)
+            last = message
+            if isinstance(last, ProcessExit):
+                await self._process_died(live, process, pending, last)
+                return
+            if isinstance(last, ResultMessage):
+                await self._complete(live, process, pending, last, record.model)
                 return
 
     async def _complete(self, live: LiveSession, process: AgentProcess, pending: PendingTurn,
-                        result: ResultMessage) -> None:
+                        result: ResultMessage, model: str | None) -> None:
         total = result.total_cost_usd or 0.0
         turn_cost = total - process.cost_reported
         if turn_cost < 0:  # the CLI reset its running total (a new conversation)
             turn_cost = total
         process.cost_reported = total
         type_, data = turn_outcome(result, turn_cost)
-        record = await self.get(live.id)
-        await self.store.add_session_usage(live.id, usage_of(result, turn_cost),
-                                           turn_id=pending.id, model=record.model)
-        if result.session_id and result.session_id != record.claude_session_id:
-            await self.store.update_session(live.id, claude_session_id=result.session_id)
-        await self._finish_turn_record(live.id, pending.id, type_, data, pending)
+        session = {"claude_session_id": result.session_id} if result.session_id else {}
+        await self._finish_turn_record(live.id, pending.id, type_, data, pending, StateChange(
+            session=session, usage=usage_of(result, turn_cost), usage_model=model))
 
     async def _process_died(self, live: LiveSession, process: AgentProcess,
                             pending: PendingTurn, exit_: ProcessExit) -> None:
@@ -555,16 +561,20 @@ class SessionManager:
             "stderr": exit_.stderr}}, pending)
 
     async def _finish_turn_record(self, session_id: str, turn_id: str, type_: str,
-                                  data: dict[str, Any], pending: PendingTurn | None = None
-                                  ) -> None:
+                                  data: dict[str, Any], pending: PendingTurn | None = None,
+                                  change: StateChange | None = None) -> None:
+        """End a turn: its record, the session's status and the event, in one write."""
         status = type_.removeprefix("turn.")
-        await self.store.update_turn(turn_id, status=status, ended_at=now(), outcome=data)
+        change = change or StateChange()
+        change.turn_id = turn_id
+        change.turn = {"status": status, "ended_at": now(), "outcome": data}
         live = self._live.get(session_id)
         if live is not None and pending is not None and live.current is pending and (
                 not live.closed):
             # Whoever learns that the turn ended must find the session at rest already.
-            await self._touch(session_id, status=self._resting_status(live))
-        await self.events.emit(session_id, type_, data, turn_id)
+            change.session = {**self._activity(status=self._resting_status(live)),
+                              **change.session}
+        await self.events.emit(session_id, type_, data, turn_id, change)
         if pending is not None and not pending.done.done():
             pending.done.set_result({"turnId": turn_id, "status": status, **data})
 

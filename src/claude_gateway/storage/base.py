@@ -14,6 +14,7 @@ from claude_gateway.storage.records import (
     MessageRecord,
     NewEvent,
     SessionRecord,
+    StateChange,
     TurnRecord,
     Usage,
 )
@@ -58,9 +59,10 @@ class Store(Protocol):
     async def turns_with_status(self, statuses: Sequence[str]) -> list[TurnRecord]: ...
 
     # event log
-    async def append_events(self, session_id: str, events: Sequence[NewEvent]
-                            ) -> list[EventRecord]:
-        """Give the events the next sequence numbers of the session, atomically."""
+    async def append_events(self, session_id: str, events: Sequence[NewEvent],
+                            change: StateChange | None = None) -> list[EventRecord]:
+        """Give the events the next sequence numbers of the session and apply ``change``,
+        all in one transaction. Raises KeyError for an unknown session."""
         ...
 
     async def list_events(self, session_id: str, *, after: int = 0, limit: int = 1000

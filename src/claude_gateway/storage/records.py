@@ -84,11 +84,32 @@ class EventRecord:
 
 @dataclass(frozen=True)
 class NewEvent:
-    """An event before the store gives it its sequence number."""
+    """An event before the store gives it its sequence number.
+
+    With ``message_role`` set, the store also adds ``message_content`` to the session's
+    message history, in the same transaction.
+    """
 
     type: str
     data: dict[str, Any]
     turn_id: str | None = None
+    message_role: str | None = None
+    message_content: Any = None
+
+
+@dataclass
+class StateChange:
+    """State written in the same transaction as the events that announce it."""
+
+    session: dict[str, Any] = field(default_factory=dict)
+    """Session columns to set."""
+    new_turn: TurnRecord | None = None
+    turn_id: str | None = None
+    turn: dict[str, Any] = field(default_factory=dict)
+    """Columns to set on turn ``turn_id``."""
+    usage: Usage | None = None
+    """Added to the session's totals and to the usage ledger (for ``turn_id``)."""
+    usage_model: str | None = None
 
 
 @dataclass(frozen=True)

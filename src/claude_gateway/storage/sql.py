@@ -21,6 +21,7 @@ from claude_gateway.storage.records import (
     MessageRecord,
     NewEvent,
     SessionRecord,
+    StateChange,
     TurnRecord,
     Usage,
 )
@@ -230,29 +231,60 @@ class SqlStore:
         return [_turn_from_row(r) for r in rows]
 
     # -- event log -----------------------------------------------------------------
-    async def append_events(self, session_id: str, events: Sequence[NewEvent]
-                            ) -> list[EventRecord]:
-        if not events:
-            return []
+    async def append_events(self, session_id: str, events: Sequence[NewEvent],
+                            change: StateChange | None = None) -> list[EventRecord]:
+        change = change or StateChange()
         table = schema.sessions
         ts = _now()
+        messages = [e for e in events if e.message_role is not None]
+        values: dict[str, Any] = dict(change.session)
+        if events:
+            values["last_seq"] = table.c.last_seq + len(events)
+        if messages:
+            values["message_count"] = table.c.message_count + len(messages)
+        if change.usage is not None:
+            for column in _USAGE_COLUMNS:
+                values[column] = getattr(table.c, column) + getattr(change.usage, column)
+            values["total_cost_usd"] = table.c.total_cost_usd + change.usage.total_cost_usd
         async with self._write() as conn:
-            last = (await conn.execute(
-                update(table).where(table.c.id == session_id)
-                .values(last_seq=table.c.last_seq + len(events))
-                .returning(table.c.last_seq))).scalar_one_or_none()
-            if last is None:
+            if change.new_turn is not None:
+                turn = change.new_turn
+                await conn.execute(insert(schema.turns).values(
+                    id=turn.id, session_id=turn.session_id, status=turn.status,
+                    prompt=turn.prompt, created_at=turn.created_at, started_at=turn.started_at,
+                    ended_at=turn.ended_at, outcome=turn.outcome))
+            if change.turn_id is not None and change.turn:
+                await conn.execute(update(schema.turns)
+                                   .where(schema.turns.c.id == change.turn_id)
+                                   .values(**change.turn))
+            query = update(table).where(table.c.id == session_id).returning(
+                table.c.last_seq, table.c.owner)
+            row = (await conn.execute(query.values(**values) if values else
+                                      query.values(last_seq=table.c.last_seq))).first()
+            if row is None:
                 raise KeyError(session_id)
+            last, owner = row
             first = last - len(events) + 1
             records = [
                 EventRecord(session_id=session_id, seq=first + i, type=e.type, ts=ts,
                             data=e.data, turn_id=e.turn_id)
                 for i, e in enumerate(events)
             ]
-            await conn.execute(insert(schema.events), [
-                {"session_id": r.session_id, "seq": r.seq, "turn_id": r.turn_id,
-                 "type": r.type, "ts": r.ts, "data": r.data} for r in records
-            ])
+            if records:
+                await conn.execute(insert(schema.events), [
+                    {"session_id": r.session_id, "seq": r.seq, "turn_id": r.turn_id,
+                     "type": r.type, "ts": r.ts, "data": r.data} for r in records
+                ])
+            if messages:
+                await conn.execute(insert(schema.messages), [
+                    {"session_id": session_id, "turn_id": e.turn_id, "role": e.message_role,
+                     "content": e.message_content, "created_at": ts} for e in messages
+                ])
+            if change.usage is not None:
+                await conn.execute(insert(schema.usage).values(
+                    session_id=session_id, turn_id=change.turn_id, owner=owner,
+                    model=change.usage_model, cost_usd=change.usage.total_cost_usd,
+                    created_at=ts, **{c: getattr(change.usage, c) for c in _USAGE_COLUMNS}))
         return records
 
     async def list_events(self, session_id: str, *, after: int = 0, limit: int = 1000

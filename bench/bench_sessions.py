@@ -1,0 +1,330 @@
+"""Session benchmarks: medians and ratios measured in one run on this machine.
+
+Run with ``scripts/bench`` (or ``.venv/bin/python bench/bench_sessions.py``). The mock
+model answers instantly, so the numbers are the gateway's and the CLI's own cost.
+
+  (a) a turn on a warm session through the gateway's HTTP API
+      vs the same turn through ClaudeSDKClient directly          target <= 1.10
+  (b) a follow-up turn on a warm session
+      vs one `claude -p --resume` process per message            target <= 0.15
+  (c) the first message of a session created beforehand (process already started)
+      vs spawning the process when the first message arrives    target <= 0.6
+  (d) gateway RSS per idle session, CLI processes excluded       target < 1 MB
+  (e) interrupt of a streaming turn until turn.interrupted       target < 1 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
+
+from claude_gateway.runtime.cli_binary import find_cli
+from claude_gateway.testing.mock_model import MockModel, MockModelServer
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def isolate() -> Path:
+    for key in list(os.environ):
+        if key.startswith(("ANTHROPIC_", "CLAUDE_")):
+            del os.environ[key]
+    scratch = Path(tempfile.mkdtemp(prefix="claude-gateway-bench-"))
+    os.environ["HOME"] = str(scratch / "home")
+    (scratch / "home").mkdir()
+    return scratch
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def cli_env(scratch: Path, mock: MockModelServer) -> dict[str, str]:
+    config = scratch / "direct-config"
+    config.mkdir(exist_ok=True)
+    return {"ANTHROPIC_BASE_URL": mock.url, "ANTHROPIC_API_KEY": "bench",
+            "CLAUDE_CONFIG_DIR": str(config), "CLAUDE_CODE_MAX_RETRIES": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
+
+
+class GatewayProcess:
+    def __init__(self, scratch: Path, mock: MockModelServer, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        env.update({
+            "CLAUDE_GATEWAY_DATA_DIR": str(scratch / "gateway-data"),
+            "CLAUDE_GATEWAY_WORKSPACE_ROOT": str(scratch / "workspaces"),
+            "CLAUDE_GATEWAY_UPSTREAM_BASE_URL": mock.url,
+            "CLAUDE_GATEWAY_UPSTREAM_API_KEY": "bench",
+            "CLAUDE_GATEWAY_CLI_MAX_RETRIES": "1",
+            "CLAUDE_GATEWAY_LOG_LEVEL": "WARNING",
+            **{f"CLAUDE_GATEWAY_{k.upper()}": v for k, v in settings.items()},
+        })
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "claude_gateway", "serve", "--port", str(self.port)],
+            env=env, cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def wait(self) -> None:
+        async with httpx.AsyncClient() as client:
+            for _ in range(600):
+                try:
+                    if (await client.get(f"{self.url}/health")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError("gateway did not start")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+async def timed(action: Callable[[], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    await action()
+    return time.perf_counter() - started
+
+
+async def wait_idle(client: httpx.AsyncClient, session_id: str) -> None:
+    for _ in range(600):
+        if (await client.get(f"/v1/sessions/{session_id}")).json()["status"] == "idle":
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("session never became idle")
+
+
+async def gateway_turn(client: httpx.AsyncClient, session_id: str, prompt: str) -> None:
+    response = await client.post(f"/v1/sessions/{session_id}/messages", json={"prompt": prompt})
+    assert response.json()["status"] == "completed", response.text
+
+
+async def sdk_turn(sdk: ClaudeSDKClient, prompt: str) -> None:
+    await sdk.query(prompt)
+    async for _ in sdk.receive_response():
+        pass
+
+
+async def bench_warm_turns(scratch: Path, mock: MockModelServer, gateway: GatewayProcess,
+                           turns: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+        session_id = (await client.post("/v1/sessions")).json()["id"]
+        await wait_idle(client, session_id)
+        await gateway_turn(client, session_id, "@reply warm-up")
+        workspace = scratch / "direct-ws"
+        workspace.mkdir(exist_ok=True)
+        options = ClaudeAgentOptions(cwd=workspace, cli_path=find_cli(),
+                                     env=cli_env(scratch, mock), include_partial_messages=True,
+                                     system_prompt={"type": "preset", "preset": "claude_code"})
+        sdk = ClaudeSDKClient(options)
+        await sdk.connect()
+        await sdk_turn(sdk, "@reply warm-up")
+        via_gateway, direct = [], []
+        for i in range(turns):  # interleaved, so drift on the machine hits both alike
+            via_gateway.append(await timed(lambda: gateway_turn(client, session_id,
+                                                                f"@reply g{i}")))
+            direct.append(await timed(lambda: sdk_turn(sdk, f"@reply d{i}")))
+        await sdk.disconnect()
+        claude_id = (await client.get(f"/v1/sessions/{session_id}")).json()["claudeSessionId"]
+    return {"gateway": via_gateway, "direct": direct, "claude_session_id": claude_id}
+
+
+async def bench_resume_per_message(scratch: Path, mock: MockModelServer, runs: int
+                                   ) -> list[float]:
+    """What simple wrappers do: a new `claude -p --resume` process for each message."""
+    env = {**os.environ, **cli_env(scratch, mock)}
+    workspace = scratch / "resume-ws"
+    workspace.mkdir(exist_ok=True)
+    cli = str(find_cli())
+    first = subprocess.run([cli, "-p", "@reply first", "--output-format", "json"], cwd=workspace,
+                           env=env, capture_output=True, text=True, check=True, timeout=120)
+    session_id = json.loads(first.stdout)["session_id"]
+    times = []
+    for i in range(runs):
+        started = time.perf_counter()
+        subprocess.run([cli, "-p", f"@reply again {i}", "--resume", session_id,
+                        "--output-format", "json"], cwd=workspace, env=env,
+                       capture_output=True, text=True, check=True, timeout=120)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+async def bench_first_message(scratch: Path, mock: MockModelServer, gateway: GatewayProcess,
+                              runs: int) -> dict[str, list[float]]:
+    prestarted, immediate, spawn_at_message = [], [], []
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+        for i in range(runs):
+            session_id = (await client.post("/v1/sessions")).json()["id"]
+            await wait_idle(client, session_id)  # the user is still typing
+            prestarted.append(await timed(lambda: gateway_turn(client, session_id,
+                                                               f"@reply p{i}")))
+            await client.delete(f"/v1/sessions/{session_id}")
+
+            async def create_and_send() -> None:
+                new_id = (await client.post("/v1/sessions")).json()["id"]
+                await gateway_turn(client, new_id, "@reply now")
+                await client.delete(f"/v1/sessions/{new_id}")
+
+            immediate.append(await timed(create_and_send))
+
+            workspace = scratch / f"spawn-ws-{i}"
+            workspace.mkdir()
+
+            started = time.perf_counter()
+            options = ClaudeAgentOptions(
+                cwd=workspace, cli_path=find_cli(), env=cli_env(scratch, mock),
+                include_partial_messages=True,
+                system_prompt={"type": "preset", "preset": "claude_code"})
+            sdk = ClaudeSDKClient(options)
+            await sdk.connect()
+            await sdk_turn(sdk, "@reply spawned")
+            spawn_at_message.append(time.perf_counter() - started)
+            await sdk.disconnect()
+    return {"prestarted": prestarted, "immediate": immediate,
+            "spawn_at_message": spawn_at_message}
+
+
+async def bench_idle_memory(scratch: Path, mock: MockModelServer, sessions: int
+                            ) -> dict[str, float]:
+    (scratch / "mem").mkdir(exist_ok=True)
+    gateway = GatewayProcess(scratch / "mem", mock, max_processes="1",
+                             max_sessions=str(sessions + 10))
+    try:
+        await gateway.wait()
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+            warm = (await client.post("/v1/sessions")).json()["id"]
+            await wait_idle(client, warm)
+            await gateway_turn(client, warm, "@reply warm-up")
+            for _ in range(3):
+                await client.get("/v1/sessions")
+            before = rss_kib(gateway.process.pid)
+            for _ in range(sessions):
+                response = await client.post("/v1/sessions", json={"metadata": {"k": "v"}})
+                assert response.status_code == 201, response.text
+            listed = await client.get("/v1/sessions", params={"limit": 200})
+            assert listed.status_code == 200
+            after = rss_kib(gateway.process.pid)
+    finally:
+        gateway.stop()
+    return {"sessions": sessions, "rss_before_kib": before, "rss_after_kib": after,
+            "per_session_kib": (after - before) / sessions}
+
+
+async def bench_interrupt(gateway: GatewayProcess, runs: int) -> list[float]:
+    latencies = []
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+        session_id = (await client.post("/v1/sessions")).json()["id"]
+        await wait_idle(client, session_id)
+        for _ in range(runs):
+            last = (await client.get(f"/v1/sessions/{session_id}")).json()["lastSeq"]
+            await client.post(f"/v1/sessions/{session_id}/messages",
+                              json={"prompt": "@slow 0.5\n@reply " + "w " * 40, "timeoutMs": 0})
+            async with client.stream("GET", f"/v1/sessions/{session_id}/events",
+                                     params={"after": last}) as response:
+                started = None
+                async for line in response.aiter_lines():
+                    if line.startswith("event: message.delta") and started is None:
+                        started = time.perf_counter()
+                        await client.post(f"/v1/sessions/{session_id}/interrupt")
+                    if line.startswith("event: turn.") and line != "event: turn.queued" and (
+                            line != "event: turn.started"):
+                        assert started is not None
+                        latencies.append(time.perf_counter() - started)
+                        break
+    return latencies
+
+
+def median_ms(values: list[float]) -> float:
+    return round(statistics.median(values) * 1000, 1)
+
+
+async def main(quick: bool) -> dict[str, Any]:
+    scratch = isolate()
+    turns, resumes, firsts, idle, interrupts = (5, 2, 2, 50, 2) if quick else (30, 8, 6, 300, 5)
+    mock = MockModelServer(MockModel()).start()
+    gateway = GatewayProcess(scratch, mock, max_processes="4")
+    try:
+        await gateway.wait()
+        warm = await bench_warm_turns(scratch, mock, gateway, turns)
+        resume = await bench_resume_per_message(scratch, mock, resumes)
+        first = await bench_first_message(scratch, mock, gateway, firsts)
+        interrupt = await bench_interrupt(gateway, interrupts)
+    finally:
+        gateway.stop()
+    memory = await bench_idle_memory(scratch, mock, idle)
+    mock.stop()
+
+    rows = [
+        ("a", "warm turn: gateway HTTP / direct SDK", median_ms(warm["gateway"]),
+         median_ms(warm["direct"]), "<= 1.10"),
+        ("b", "follow-up: warm session / claude -p --resume", median_ms(warm["gateway"]),
+         median_ms(resume), "<= 0.15"),
+        ("c", "first message: pre-started / spawn at message", median_ms(first["prestarted"]),
+         median_ms(first["spawn_at_message"]), "<= 0.6"),
+    ]
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                               "runs": {"turns": turns, "resumes": resumes, "first": firsts,
+                                        "idle_sessions": idle, "interrupts": interrupts},
+                               "comparisons": [], "raw": {
+                                   "warm": warm, "resume": resume, "first": first,
+                                   "interrupt": interrupt, "memory": memory}}
+    print(f"{'':3}{'comparison':48}{'ours ms':>10}{'theirs ms':>11}{'ratio':>8}  target")
+    for key, name, ours, theirs, target in rows:
+        ratio = round(ours / theirs, 3)
+        limit = float(target.split()[-1])
+        met = ratio <= limit
+        results["comparisons"].append({"id": key, "name": name, "ours_ms": ours,
+                                       "theirs_ms": theirs, "ratio": ratio, "target": target,
+                                       "met": met})
+        print(f"({key}) {name:46}{ours:>10}{theirs:>11}{ratio:>8}  {target} "
+              f"{'met' if met else 'NOT MET'}")
+    per_session_mb = memory["per_session_kib"] / 1024
+    results["memory_per_idle_session_mb"] = round(per_session_mb, 4)
+    print(f"(d) gateway RSS per idle session ({idle} sessions): {per_session_mb:.4f} MB"
+          f"  target < 1 MB {'met' if per_session_mb < 1 else 'NOT MET'}")
+    interrupt_ms = median_ms(interrupt)
+    results["interrupt_ms"] = interrupt_ms
+    print(f"(e) interrupt to turn.interrupted: median {interrupt_ms} ms  target < 1000 ms "
+          f"{'met' if interrupt_ms < 1000 else 'NOT MET'}")
+    immediate = median_ms(first["immediate"])
+    results["create_and_send_immediately_ms"] = immediate
+    print(f"    (create + send at once, no gap to hide the start-up: {immediate} ms)")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "sessions.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"results written to {out}")
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
+    asyncio.run(main(parser.parse_args().quick))
