@@ -51,8 +51,8 @@ def session(session_id: str, *, created: datetime | None = None, owner: str = ""
 
 
 async def test_migrations_reach_head_and_are_idempotent(store: SqlStore) -> None:
-    async with store.engine.connect() as conn:
-        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    with store.engine.connect() as conn:
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert version == head_revision()
     await store.close()
     await store.start()  # a second start finds nothing to do
@@ -163,9 +163,9 @@ async def test_transcript_store_passes_the_sdk_conformance_suite(store: Store) -
     # Each contract gets a fresh, empty store: clear the transcript tables between them.
     async def fresh() -> TranscriptStore:
         assert isinstance(store, SqlStore)
-        async with store.engine.begin() as conn:
-            await conn.execute(text("DELETE FROM transcript_entries"))
-            await conn.execute(text("DELETE FROM transcript_summaries"))
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM transcript_entries"))
+            conn.execute(text("DELETE FROM transcript_summaries"))
         return TranscriptStore(store)
 
     await run_session_store_conformance(fresh)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from claude_agent_sdk import ResultMessage, SystemMessage, project_key_for_directory
+from claude_agent_sdk import ResultMessage, project_key_for_directory
 
 from claude_gateway.errors import (
     InvalidCursor,
@@ -108,6 +108,9 @@ class LiveSession:
     current: PendingTurn | None = None
     closed: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    model: str | None = None
+    model_known: bool = False
+    """Whether ``model`` mirrors the stored one (PATCH keeps it current)."""
 
 
 def session_to_api(record: SessionRecord, live: LiveSession | None = None) -> dict[str, Any]:
@@ -323,6 +326,8 @@ class SessionManager:
         if not changes:
             return record
         await self.store.update_session(session_id, **changes)
+        if model is not None and session_id in self._live:
+            self._live[session_id].model = model
         process = self.pool.get(session_id)
         if process is not None and process.alive:
             # Live where the CLI allows it; a later spawn reads the stored values anyway.
@@ -479,25 +484,37 @@ class SessionManager:
         return {"last_activity_at": moment, "expires_at": self._expiry(moment), **fields}
 
     async def _run_turn(self, live: LiveSession, pending: PendingTurn) -> None:
-        record = await self.get(live.id)
-        if live.closed or record.status in CLOSED_STATUSES:
+        if live.closed:
             await self._finish_turn_record(live.id, pending.id, "turn.failed", {
                 "error": {"code": "SESSION_ENDED", "message": "The session has ended."}},
                 pending)
             return
-        await self.events.append(live.id, [NewEvent(
-            "turn.started", {}, pending.id, message_role="user",
-            message_content=prompt_blocks(pending.prompt))], StateChange(
-                session=self._activity(status="running"), turn_id=pending.id,
-                turn={"status": "running", "started_at": now()}))
+        if not live.model_known:
+            live.model, live.model_known = (await self.get(live.id)).model, True
+
+        async def announce_start() -> None:
+            await self.events.append(live.id, [NewEvent(
+                "turn.started", {}, pending.id, message_role="user",
+                message_content=prompt_blocks(pending.prompt))], StateChange(
+                    session=self._activity(status="running"), turn_id=pending.id,
+                    turn={"status": "running", "started_at": now()}))
+
+        warm = live.process is not None and live.process.alive and (
+            live.spawning is None or live.spawning.done())
+        if not warm:
+            await announce_start()  # clients see the turn begin while the process starts
         process = await self._ensure_process(live)
         if process is None:
+            if warm:
+                await announce_start()
             await self._finish_turn_record(live.id, pending.id, "turn.failed", {
                 "error": {"code": "PROCESS_START_FAILED",
                           "message": "The Claude Code CLI could not be started.",
                           **self._last_spawn_error.get(live.id, {})}}, pending)
             return
         if pending.interrupt_requested:
+            if warm:
+                await announce_start()
             await self._finish_turn_record(live.id, pending.id, "turn.interrupted",
                                            {"reason": "interrupted_before_start"}, pending)
             return
@@ -505,10 +522,15 @@ class SessionManager:
         try:
             await process.send(prompt_for_cli(pending.prompt))
         except Exception as exc:
+            if warm:
+                await announce_start()
             await self._process_died(live, process, pending, ProcessExit(
                 expected=False, reason=f"{exc.__class__.__name__}: {exc}",
                 stderr=process.stderr_tail.text(8192)))
             return
+        if warm:
+            # Written while the CLI works on the prompt; still before any of its output.
+            await announce_start()
         while True:
             # Whatever else is already waiting goes into the same transaction.
             batch = [await process.next_message()]
@@ -530,7 +552,7 @@ class SessionManager:
                 await self._process_died(live, process, pending, last)
                 return
             if isinstance(last, ResultMessage):
-                await self._complete(live, process, pending, last, record.model)
+                await self._complete(live, process, pending, last, live.model)
                 return
 
     async def _complete(self, live: LiveSession, process: AgentProcess, pending: PendingTurn,
