@@ -5,7 +5,7 @@ Every implementation runs ``tests/storage_conformance.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -77,8 +77,13 @@ class Store(Protocol):
         ...
 
     # transcripts mirrored from the CLI (see transcripts.py)
-    async def transcript_append(self, project_key: str, session_id: str, subpath: str,
-                                entries: Sequence[str]) -> None: ...
+    async def transcript_append(
+        self, project_key: str, session_id: str, subpath: str, entries: Sequence[str],
+        summarize: Callable[[tuple[int, dict[str, Any]] | None], dict[str, Any]] | None = None,
+    ) -> None:
+        """Append transcript lines; with ``summarize``, also replace the session's summary
+        with ``summarize((mtime, data) of the previous one, or None)``, atomically."""
+        ...
     async def transcript_load(self, project_key: str, session_id: str, subpath: str
                               ) -> list[str] | None: ...
     async def transcript_sessions(self, project_key: str) -> list[tuple[str, int]]: ...

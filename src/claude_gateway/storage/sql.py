@@ -342,14 +342,33 @@ class SqlStore:
         return await self._read(work)
 
     # -- transcripts ---------------------------------------------------------------
-    async def transcript_append(self, project_key: str, session_id: str, subpath: str,
-                                entries: Sequence[str]) -> None:
+    async def transcript_append(
+        self, project_key: str, session_id: str, subpath: str, entries: Sequence[str],
+        summarize: Callable[[tuple[int, dict[str, Any]] | None], dict[str, Any]] | None = None,
+    ) -> None:
         if not entries:
             return
         stamp = int(time.time() * 1000)
         rows = [{"project_key": project_key, "session_id": session_id, "subpath": subpath,
                  "entry": e, "created_at": stamp} for e in entries]
-        await self._write(lambda conn: conn.execute(insert(schema.transcript_entries), rows))
+        summaries = schema.transcript_summaries
+
+        def work(conn: Connection) -> None:
+            conn.execute(insert(schema.transcript_entries), rows)
+            if summarize is None:
+                return
+            key = and_(summaries.c.project_key == project_key,
+                       summaries.c.session_id == session_id)
+            row = conn.execute(select(summaries.c.mtime, summaries.c.data).where(key)).first()
+            data = summarize((int(row.mtime), dict(row.data)) if row else None)
+            if row:
+                conn.execute(update(summaries).where(key).values(mtime=stamp, data=data))
+            else:
+                conn.execute(insert(summaries).values(project_key=project_key,
+                                                      session_id=session_id, mtime=stamp,
+                                                      data=data))
+
+        await self._write(work)
 
     async def transcript_load(self, project_key: str, session_id: str, subpath: str
                               ) -> list[str] | None:

@@ -6,11 +6,8 @@ the CLI's local files are gone (another node, a wiped config dir).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections import defaultdict
-from typing import cast
+from typing import Any, cast
 
 from claude_agent_sdk import (
     SessionKey,
@@ -29,32 +26,21 @@ class TranscriptStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        # The summary is read, folded and written back; one lock per session keeps
-        # concurrent appends from losing each other's fold.
-        self._summary_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(
-            asyncio.Lock)
 
     async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
         subpath = key.get("subpath") or ""
-        await self.store.transcript_append(
-            key["project_key"], key["session_id"], subpath,
-            [json.dumps(e, separators=(",", ":")) for e in entries],
-        )
-        if subpath or not entries:
-            return
-        lock_key = (key["project_key"], key["session_id"])
-        async with self._summary_locks[lock_key]:
-            previous = await self._summary(key["project_key"], key["session_id"])
-            folded = fold_session_summary(previous, key, entries)
-            mtime = int(time.time() * 1000)
-            await self.store.transcript_summary_put(
-                key["project_key"], key["session_id"], mtime, dict(folded["data"]))
+        lines = [json.dumps(e, separators=(",", ":")) for e in entries]
 
-    async def _summary(self, project_key: str, session_id: str) -> SessionSummaryEntry | None:
-        for sid, mtime, data in await self.store.transcript_summary_get_all(project_key):
-            if sid == session_id:
-                return {"session_id": sid, "mtime": mtime, "data": data}
-        return None
+        def summarize(previous: tuple[int, dict[str, Any]] | None) -> dict[str, Any]:
+            prior: SessionSummaryEntry | None = None
+            if previous is not None:
+                prior = {"session_id": key["session_id"], "mtime": previous[0],
+                         "data": previous[1]}
+            return dict(fold_session_summary(prior, key, entries)["data"])
+
+        # Subagent transcripts must not feed the main session's summary.
+        await self.store.transcript_append(key["project_key"], key["session_id"], subpath,
+                                           lines, None if subpath else summarize)
 
     async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
         rows = await self.store.transcript_load(
