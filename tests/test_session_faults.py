@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,6 +50,11 @@ async def test_idle_process_is_stopped_then_resumed_transparently(
         assert stopped["claudeSessionId"] == first.json()["claudeSessionId"]
         (old_pid,) = await process_pids(client, session_id)
         assert not pid_alive(old_pid)
+        # The CLI's own transcript files go missing (another node, a wiped disk): the
+        # conversation comes back from the gateway's store.
+        projects = gateway.settings.cli_config_dir / "projects"
+        assert any(projects.rglob("*.jsonl"))
+        shutil.rmtree(projects)
         second = await client.post(f"/v1/sessions/{session_id}/messages",
                                    json={"prompt": "What was it?\n@reply 42."})
         assert second.json()["result"] == "42."

@@ -85,6 +85,10 @@ class SessionCreate:
     fork_from: str | None = None
 
 
+class TurnNotRecorded(Exception):
+    """The turn's ``turn.queued`` event could not be written (its session is gone)."""
+
+
 @dataclass
 class PendingTurn:
     id: str
@@ -93,6 +97,8 @@ class PendingTurn:
     interrupt_requested: bool = False
     queued_seq: int = 0
     """Sequence number of this turn's ``turn.queued`` event."""
+    recorded: asyncio.Future[None] | None = None
+    """Done once ``turn.queued`` is in the store."""
 
 
 @dataclass
@@ -107,7 +113,10 @@ class LiveSession:
     spawning: asyncio.Task[AgentProcess | None] | None = None
     current: PendingTurn | None = None
     closed: bool = False
+    closed_status: str = "ended"
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    owner: str = ""
+    owner_known: bool = False
     model: str | None = None
     model_known: bool = False
     """Whether ``model`` mirrors the stored one (PATCH keeps it current)."""
@@ -298,6 +307,8 @@ class SessionManager:
         await self.events.emit(session_id, "session.created",
                                {"session": session_to_api(record)})
         live = self._live_session(session_id)
+        live.owner, live.owner_known = owner, True
+        live.model, live.model_known = record.model, True
         # Start the process now so the first message finds it warm, but only into a free
         # slot: a session nobody has written to yet must not evict a warm one.
         live.spawning = asyncio.create_task(self._spawn(live, prestart=True))
@@ -360,7 +371,7 @@ class SessionManager:
 
     async def _close_session(self, record: SessionRecord, status: str, reason: str) -> None:
         live = self._live_session(record.id)
-        live.closed = True
+        live.closed, live.closed_status = True, status
         await self.store.update_session(record.id, status=status, ended_at=now())
         self._active_sessions = max(0, self._active_sessions - 1)
         for pending in list(live.queued):
@@ -378,30 +389,40 @@ class SessionManager:
     # -- messages ------------------------------------------------------------------
     async def send_message(self, session_id: str, owner: str | None,
                            prompt: str | list[Any]) -> PendingTurn:
-        record = await self.get(session_id, owner)
-        if record.status in CLOSED_STATUSES:
-            raise SessionEnded(session_id, record.status)
-        live = self._live_session(session_id)
+        live = self._live.get(session_id)
+        if live is None or not live.owner_known or (owner is not None and live.owner != owner):
+            record = await self.get(session_id, owner)
+            if record.status in CLOSED_STATUSES:
+                raise SessionEnded(session_id, record.status)
+            live = self._live_session(session_id)
+            live.owner, live.owner_known = record.owner, True
         if live.closed:
-            raise SessionEnded(session_id, "ended")
+            raise SessionEnded(session_id, live.closed_status)
         turn_id = f"turn_{uuid.uuid4().hex}"
         blocks = prompt_blocks(prompt)
-        pending = PendingTurn(turn_id, prompt, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        recorded: asyncio.Future[None] = loop.create_future()
+        pending = PendingTurn(turn_id, prompt, loop.create_future(), recorded=recorded)
         position = len(live.queued) + (1 if live.current else 0)
+        # The worker may hand the prompt to a warm CLI while turn.queued is being written;
+        # it announces the turn only once that write is done, so the log stays in order.
         live.queued.append(pending)
+        live.queue.put_nowait(pending)
+        if live.worker is None or live.worker.done():
+            live.worker = asyncio.create_task(self._work(live), name=f"turns-{session_id}")
         try:
             queued = await self.events.emit(
                 session_id, "turn.queued", {"prompt": blocks, "position": position}, turn_id,
                 StateChange(new_turn=TurnRecord(id=turn_id, session_id=session_id,
                                                 status="queued", prompt=blocks,
                                                 created_at=now())))
-        except BaseException:
-            live.queued.remove(pending)
+        except BaseException as exc:
+            if pending in live.queued:
+                live.queued.remove(pending)
+            recorded.set_exception(RuntimeError(f"turn not recorded: {exc!r}"))
             raise
         pending.queued_seq = queued.seq
-        live.queue.put_nowait(pending)
-        if live.worker is None or live.worker.done():
-            live.worker = asyncio.create_task(self._work(live), name=f"turns-{session_id}")
+        recorded.set_result(None)
         return pending
 
     async def interrupt(self, session_id: str, owner: str | None, *,
@@ -455,10 +476,16 @@ class SessionManager:
             live.current = pending
             try:
                 await self._run_turn(live, pending)
+            except TurnNotRecorded:
+                # Its session vanished while the prompt was on its way: stop the CLI's work.
+                if live.process is not None and live.process.alive:
+                    with contextlib.suppress(Exception):
+                        await live.process.interrupt()
             except Exception as exc:
                 logger.exception("turn runner failed", extra={"session_id": live.id})
-                await self._finish_turn_record(live.id, pending.id, "turn.failed", {
-                    "error": {"code": "INTERNAL_ERROR", "message": str(exc)}}, pending)
+                with contextlib.suppress(Exception):
+                    await self._finish_turn_record(live.id, pending.id, "turn.failed", {
+                        "error": {"code": "INTERNAL_ERROR", "message": str(exc)}}, pending)
             finally:
                 live.current = None
                 await self.pool.notify()
@@ -493,6 +520,11 @@ class SessionManager:
             live.model, live.model_known = (await self.get(live.id)).model, True
 
         async def announce_start() -> None:
+            if pending.recorded is not None:
+                try:
+                    await pending.recorded
+                except RuntimeError as exc:
+                    raise TurnNotRecorded(pending.id) from exc
             await self.events.append(live.id, [NewEvent(
                 "turn.started", {}, pending.id, message_role="user",
                 message_content=prompt_blocks(pending.prompt))], StateChange(
