@@ -148,16 +148,15 @@ async def bench_warm_turns(scratch: Path, mock: MockModelServer, gateway: Gatewa
         await sdk_turn(sdk, "@reply warm-up")
         via_gateway, direct = [], []
         for i in range(turns):  # interleaved, so drift on the machine hits both alike
-            via_gateway.append(await timed(lambda: gateway_turn(client, session_id,
-                                                                f"@reply g{i}")))
-            direct.append(await timed(lambda: sdk_turn(sdk, f"@reply d{i}")))
+            via_gateway.append(await timed(
+                lambda i=i: gateway_turn(client, session_id, f"@reply g{i}")))
+            direct.append(await timed(lambda i=i: sdk_turn(sdk, f"@reply d{i}")))
         await sdk.disconnect()
         claude_id = (await client.get(f"/v1/sessions/{session_id}")).json()["claudeSessionId"]
     return {"gateway": via_gateway, "direct": direct, "claude_session_id": claude_id}
 
 
-async def bench_resume_per_message(scratch: Path, mock: MockModelServer, runs: int
-                                   ) -> list[float]:
+def bench_resume_per_message(scratch: Path, mock: MockModelServer, runs: int) -> list[float]:
     """What simple wrappers do: a new `claude -p --resume` process for each message."""
     env = {**os.environ, **cli_env(scratch, mock)}
     workspace = scratch / "resume-ws"
@@ -183,8 +182,8 @@ async def bench_first_message(scratch: Path, mock: MockModelServer, gateway: Gat
         for i in range(runs):
             session_id = (await client.post("/v1/sessions")).json()["id"]
             await wait_idle(client, session_id)  # the user is still typing
-            prestarted.append(await timed(lambda: gateway_turn(client, session_id,
-                                                               f"@reply p{i}")))
+            prestarted.append(await timed(
+                lambda sid=session_id, i=i: gateway_turn(client, sid, f"@reply p{i}")))
             await client.delete(f"/v1/sessions/{session_id}")
 
             async def create_and_send() -> None:
@@ -273,7 +272,7 @@ async def main(quick: bool) -> dict[str, Any]:
     try:
         await gateway.wait()
         warm = await bench_warm_turns(scratch, mock, gateway, turns)
-        resume = await bench_resume_per_message(scratch, mock, resumes)
+        resume = bench_resume_per_message(scratch, mock, resumes)
         first = await bench_first_message(scratch, mock, gateway, firsts)
         interrupt = await bench_interrupt(gateway, interrupts)
     finally:
@@ -289,7 +288,8 @@ async def main(quick: bool) -> dict[str, Any]:
         ("c", "first message: pre-started / spawn at message", median_ms(first["prestarted"]),
          median_ms(first["spawn_at_message"]), "<= 0.6"),
     ]
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+    machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    results: dict[str, Any] = {"machine": machine,
                                "runs": {"turns": turns, "resumes": resumes, "first": firsts,
                                         "idle_sessions": idle, "interrupts": interrupts},
                                "comparisons": [], "raw": {

@@ -563,28 +563,52 @@ class SessionManager:
         if warm:
             # Written while the CLI works on the prompt; still before any of its output.
             await announce_start()
-        while True:
-            # Whatever else is already waiting goes into the same transaction.
-            batch = [await process.next_message()]
-            if not isinstance(batch[0], ProcessExit | ResultMessage):
-                batch.extend(process.drain(until=ResultMessage))
-            process.last_used = time.monotonic()
-            events: list[NewEvent] = []
-            for message in batch:
+        # The CLI's output is written by a helper task, so reading the next message never
+        # waits for the database; the turn's outcome is written after all of it.
+        outbox: asyncio.Queue[list[NewEvent] | None] = asyncio.Queue()
+        writer = asyncio.create_task(self._write_turn_events(live.id, outbox))
+        try:
+            while True:
+                batch = [await process.next_message()]
+                if not isinstance(batch[0], ProcessExit | ResultMessage):
+                    batch.extend(process.drain(until=ResultMessage))
+                process.last_used = time.monotonic()
+                events: list[NewEvent] = []
+                for message in batch:
+                    if isinstance(message, ProcessExit | ResultMessage):
+                        break
+                    for type_, data in normalize(message):
+                        role = data["role"] if type_ == "message" else None
+                        events.append(NewEvent(type_, data, pending.id, message_role=role,
+                                               message_content=data.get("content")))
+                if events:
+                    outbox.put_nowait(events)
                 if isinstance(message, ProcessExit | ResultMessage):
                     break
-                for type_, data in normalize(message):
-                    role = data["role"] if type_ == "message" else None
-                    events.append(NewEvent(type_, data, pending.id, message_role=role,
-                                           message_content=data.get("content")))
-            if events:
-                await self.events.append(live.id, events)
-            last = message
-            if isinstance(last, ProcessExit):
-                await self._process_died(live, process, pending, last)
+        finally:
+            outbox.put_nowait(None)
+            await writer
+        if isinstance(message, ProcessExit):
+            await self._process_died(live, process, pending, message)
+        else:
+            await self._complete(live, process, pending, message, live.model)
+
+    async def _write_turn_events(self, session_id: str,
+                                 outbox: asyncio.Queue[list[NewEvent] | None]) -> None:
+        """Append queued events in order, merging whatever piled up into one write."""
+        while True:
+            item = await outbox.get()
+            if item is None:
                 return
-            if isinstance(last, ResultMessage):
-                await self._complete(live, process, pending, last, live.model)
+            chunk, finished = list(item), False
+            while not outbox.empty():
+                more = outbox.get_nowait()
+                if more is None:
+                    finished = True
+                    break
+                chunk.extend(more)
+            await self.events.append(session_id, chunk)
+            if finished:
                 return
 
     async def _complete(self, live: LiveSession, process: AgentProcess, pending: PendingTurn,
