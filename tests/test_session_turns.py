@@ -176,3 +176,42 @@ async def test_patch_applies_model_and_mode_to_the_live_process(
     assert mock_model.model.requests[1].prompt.startswith("@tool Write")
     assert [e["type"] for e in events].count("process.started") == 1
     assert (gateway.settings.workspace_root / session_id / "notes.txt").exists()
+
+
+async def test_fork_and_resume_carry_the_conversation(
+    start_gateway: Any, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        source = await new_session(client, workspace="shared")
+        first = await client.post(f"/v1/sessions/{source}/messages",
+                                  json={"prompt": "The code word is apple.\n@reply ok"})
+        source_claude_id = first.json()["claudeSessionId"]
+        fork = await new_session(client, forkFrom=source)
+        forked = (await client.post(f"/v1/sessions/{fork}/messages",
+                                    json={"prompt": "Code word?\n@reply apple"})).json()
+        assert forked["status"] == "completed"
+        assert forked["claudeSessionId"] != source_claude_id
+        assert (await client.get(f"/v1/sessions/{fork}")).json()["workspace"] == "shared"
+        resumed = await new_session(client, workspace="shared", resume=source_claude_id)
+        again = (await client.post(f"/v1/sessions/{resumed}/messages",
+                                   json={"prompt": "Still?\n@reply apple"})).json()
+        assert again["claudeSessionId"] == source_claude_id
+        unknown = await client.post("/v1/sessions", json={"forkFrom": "ses_missing"})
+        assert unknown.status_code == 404
+    fork_request, resume_request = mock_model.model.requests[1], mock_model.model.requests[2]
+    assert fork_request.user_texts()[0] == "The code word is apple.\n@reply ok"
+    assert resume_request.user_texts()[0] == "The code word is apple.\n@reply ok"
+
+
+async def test_event_streams_send_keep_alive_comments(start_gateway: Any) -> None:
+    gateway: Gateway = start_gateway(sse_ping_seconds=1)
+    async with gateway.client() as client:
+        session_id = await new_session(client)
+        last = (await client.get(f"/v1/sessions/{session_id}")).json()["lastSeq"]
+        with anyio.fail_after(20):
+            async with client.stream("GET", f"/v1/sessions/{session_id}/events",
+                                     params={"after": last}) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith(":"):
+                        break
