@@ -197,3 +197,41 @@ async def test_a_cli_that_cannot_start_fails_the_session_and_its_turn(
                    if e["type"] == "process.stopped"]
         assert stopped and stopped[0]["data"]["reason"] == "start_failed"
         assert "exit code: 3" in stopped[0]["data"]["detail"]
+
+
+async def test_delete_during_a_turn_and_clearing_the_queue(start_gateway: Any) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        session_id = await new_session(client)
+        url = f"/v1/sessions/{session_id}/messages"
+        slow = (await client.post(url, json={"prompt": "@slow 0.5\n@reply " + "w " * 40,
+                                             "timeoutMs": 0})).json()
+        queued = [(await client.post(url, json={"prompt": f"@reply q{i}", "timeoutMs": 0}))
+                  .json() for i in range(2)]
+        await wait_for_status(client, session_id, "running")
+        cleared = await client.post(f"/v1/sessions/{session_id}/interrupt",
+                                    params={"clearQueue": "true"})
+        assert cleared.json() == {"interrupted": True}
+        second = await new_session(client)
+        running = (await client.post(f"/v1/sessions/{second}/messages",
+                                     json={"prompt": "@slow 0.5\n@reply " + "w " * 40,
+                                           "timeoutMs": 0})).json()
+        await wait_for_status(client, second, "running")
+        assert (await client.delete(f"/v1/sessions/{second}")).status_code == 204
+        with anyio.fail_after(30):
+            await collect(client, "GET", f"/v1/sessions/{session_id}/events",
+                          until=lambda e: e["turnId"] == slow["turnId"] and e["type"]
+                          in ("turn.completed", "turn.interrupted", "turn.failed"))
+        first_events = await events_of(client, session_id)
+        second_events = await events_of(client, second)
+    ends = {e["turnId"]: e for e in first_events if e["type"].startswith("turn.")
+            and e["type"] not in ("turn.queued", "turn.started")}
+    assert ends[slow["turnId"]]["type"] == "turn.interrupted"
+    assert [ends[q["turnId"]]["type"] for q in queued] == ["turn.interrupted"] * 2
+    assert ends[queued[0]["turnId"]]["data"]["reason"] == "queue_cleared"
+    assert not any(e["type"] == "turn.started" and e["turnId"] == queued[0]["turnId"]
+                   for e in first_events)
+    failed = next(e for e in second_events if e["type"] == "turn.failed")
+    assert failed["turnId"] == running["turnId"]
+    assert failed["data"]["error"]["code"] == "SESSION_ENDED"
+    assert second_events[-1]["type"] == "session.ended"

@@ -380,9 +380,14 @@ class SessionManager:
                 "error": {"code": "SESSION_ENDED", "message": f"The session was {reason}."}},
                 pending)
         live.queue.put_nowait(None)
-        if live.current is not None:
-            live.current.interrupt_requested = True
+        current = live.current
+        if current is not None:
+            current.interrupt_requested = True
         await self._stop_process(live, reason)
+        if current is not None:
+            # Let the running turn record how it ended before the session's last word.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(current.done), 10)
         await self.events.emit(record.id, "session.ended", {"reason": reason,
                                                             "status": status})
 
@@ -536,13 +541,20 @@ class SessionManager:
         if not warm:
             await announce_start()  # clients see the turn begin while the process starts
         process = await self._ensure_process(live)
-        if process is None:
+        if process is None and not live.closed:
             if warm:
                 await announce_start()
             await self._finish_turn_record(live.id, pending.id, "turn.failed", {
                 "error": {"code": "PROCESS_START_FAILED",
                           "message": "The Claude Code CLI could not be started.",
                           **self._last_spawn_error.get(live.id, {})}}, pending)
+            return
+        if live.closed or process is None:
+            if warm:
+                await announce_start()
+            await self._finish_turn_record(live.id, pending.id, "turn.failed", {
+                "error": {"code": "SESSION_ENDED", "message": "The session has ended."}},
+                pending)
             return
         if pending.interrupt_requested:
             if warm:
@@ -731,6 +743,10 @@ class SessionManager:
                 await self.store.update_session(live.id, status="failed")
                 await self.events.emit(live.id, "process.stopped",
                                        {"reason": "start_failed", **error})
+                return None
+            if live.closed:  # deleted while it started
+                await self.pool.release(live.id)
+                await process.stop()
                 return None
             live.process = process
             await self.pool.attach(live.id, process)
