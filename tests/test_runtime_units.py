@@ -41,10 +41,16 @@ def test_default_options_use_the_claude_code_preset(tmp_path: Path) -> None:
 def test_full_system_prompt_resume_fork_and_bypass(tmp_path: Path) -> None:
     spec = AgentSpec(system_prompt="You are terse.", permission_mode="bypassPermissions")
     options = build_options(spec, cwd=tmp_path, cli_path=Path("/bin/claude"), base_env={},
-                            launch=Launch(resume="old", fork=True))
+                            launch=Launch(resume="old", fork=True), allow_bypass=True,
+                            running_as_root=True)
     assert options.system_prompt == "You are terse."
     assert (options.resume, options.fork_session) == ("old", True)
+    # Spawned so that a later switch to bypassPermissions works; as root, sandboxed.
     assert options.extra_args == {"allow-dangerously-skip-permissions": None}
+    assert options.env["IS_SANDBOX"] == "1"
+    plain = build_options(AgentSpec(), cwd=tmp_path, cli_path=Path("/bin/claude"),
+                          base_env={}, launch=Launch(), running_as_root=True)
+    assert plain.extra_args == {} and "IS_SANDBOX" not in plain.env
 
 
 def test_stderr_tail_keeps_the_last_bytes() -> None:

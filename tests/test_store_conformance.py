@@ -59,6 +59,17 @@ async def test_migrations_reach_head_and_are_idempotent(store: SqlStore) -> None
     assert await store.get_session("missing") is None
 
 
+async def test_migrations_build_exactly_the_declared_schema(store: SqlStore) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from claude_gateway.storage.schema import metadata
+
+    with store.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert differences == []
+
+
 async def test_session_round_trip_and_update(store: Store) -> None:
     record = session("s1")
     await store.create_session(record)

@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from claude_gateway import __version__
-from claude_gateway.api import health, sessions, status
+from claude_gateway.api import health, permissions, sessions, status, websocket
 from claude_gateway.api.errors import install_error_handlers
 from claude_gateway.api.request_id import RequestIdMiddleware
 from claude_gateway.events.log import EventLog
@@ -77,4 +77,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(status.router)
     app.include_router(sessions.router)
+    app.include_router(permissions.router)
+    app.include_router(websocket.router)
     return app

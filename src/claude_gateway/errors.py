@@ -7,13 +7,16 @@ GatewayError                      any failure with an API error code
     ├── InvalidRequest            400 INVALID_REQUEST
     ├── Unauthorized              401 UNAUTHORIZED
     ├── Forbidden                 403 FORBIDDEN
+    │   └── PermissionModeNotAllowed 403 PERMISSION_MODE_NOT_ALLOWED
     │   ├── InvalidCursor         400 INVALID_CURSOR
     │   ├── InvalidPath           400 INVALID_PATH
     │   └── PathOutsideWorkspace  400 PATH_OUTSIDE_WORKSPACE
     ├── NotFound                  404 *_NOT_FOUND
-    │   └── SessionNotFound       404 SESSION_NOT_FOUND
+    │   ├── SessionNotFound       404 SESSION_NOT_FOUND
+    │   └── PermissionNotFound    404 PERMISSION_NOT_FOUND
     ├── Conflict                  409
-    │   └── SessionEnded          409 SESSION_ENDED / SESSION_EXPIRED
+    │   ├── SessionEnded          409 SESSION_ENDED / SESSION_EXPIRED
+    │   └── PermissionAlreadyResolved 409 PERMISSION_ALREADY_RESOLVED
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
     └── TooManyRequests           429 RATE_LIMITED
         └── MaxSessionsReached    429 MAX_SESSIONS_REACHED
@@ -105,6 +108,26 @@ class SessionEnded(Conflict):
                          details={"sessionId": session_id, "status": status})
         if status == "expired":
             self.code = "SESSION_EXPIRED"  # type: ignore[misc]
+
+
+class PermissionNotFound(NotFound):
+    code = "PERMISSION_NOT_FOUND"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"Permission request {request_id} not found",
+                         details={"requestId": request_id})
+
+
+class PermissionAlreadyResolved(Conflict):
+    code = "PERMISSION_ALREADY_RESOLVED"
+
+    def __init__(self, request_id: str, status: str) -> None:
+        super().__init__(f"Permission request {request_id} is already {status}",
+                         details={"requestId": request_id, "status": status})
+
+
+class PermissionModeNotAllowed(Forbidden):
+    code = "PERMISSION_MODE_NOT_ALLOWED"
 
 
 class MaxSessionsReached(TooManyRequests):

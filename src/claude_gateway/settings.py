@@ -129,6 +129,19 @@ class Settings(BaseSettings):
         1000, ge=10, description="Events buffered per live stream; a client further behind "
         "is disconnected and replays from its last event id.",
     )
+    permission_timeout_seconds: float = Field(
+        900, ge=0, description="How long a tool call waits for a client to answer its "
+        "permission request before it is denied. 0 waits forever.",
+    )
+    allow_bypass_permissions: bool = Field(
+        False, description="Let sessions use permission mode `bypassPermissions` (every "
+        "tool runs unasked). Refused with 403 unless set. As root the CLI then runs with "
+        "`IS_SANDBOX=1`: only enable it inside a sandbox.",
+    )
+    max_image_bytes: int = Field(
+        5 * 1024 * 1024, ge=1, description="Largest image (decoded) a prompt may carry; "
+        "larger ones get 413.",
+    )
     mock_model: bool = Field(
         False,
         description="Start the scripted mock model on a free loopback port and point "

@@ -47,6 +47,10 @@ class MessageBody(ApiModel):
     prompt: Prompt
     stream: bool = False
     timeout_ms: int | None = Field(None, ge=0, le=24 * 3600 * 1000)
+    client_id: str | None = Field(
+        None, min_length=1, max_length=128,
+        description="Makes the request idempotent: a second prompt with the same clientId "
+        "gets the first one's turn instead of running again.")
 
 
 class UsageOut(BaseModel):
@@ -129,3 +133,30 @@ class EventPageOut(BaseModel):
 
 class InterruptOut(BaseModel):
     interrupted: bool
+
+
+class PermissionAnswerBody(ApiModel):
+    decision: Literal["allow", "deny"]
+    updated_input: dict[str, Any] | None = Field(
+        None, description="With allow: the tool runs with this input instead.")
+    message: str | None = Field(
+        None, max_length=10_000, description="With deny: what the model is told.")
+    interrupt: bool = Field(False, description="With deny: also end the turn.")
+    apply_suggestions: bool = Field(
+        False, description="With allow: apply the CLI's suggested permission updates "
+        "(e.g. allow this tool for the rest of the session).")
+
+
+class PermissionOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    requestId: str
+    toolName: str
+    input: dict[str, Any]
+    status: str
+    createdAt: str
+    expiresAt: str | None
+
+
+class PermissionListOut(BaseModel):
+    permissions: list[PermissionOut]

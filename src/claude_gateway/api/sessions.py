@@ -22,7 +22,7 @@ from claude_gateway.api.models import (
 from claude_gateway.api.sse import event_stream_response
 from claude_gateway.errors import InvalidCursor
 from claude_gateway.events.envelope import envelope, rfc3339
-from claude_gateway.services.sessions import SessionCreate, SessionManager
+from claude_gateway.services.sessions import DuplicateClientId, SessionCreate, SessionManager
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -105,7 +105,12 @@ async def delete_session(request: Request, session_id: str,
 async def send_message(request: Request, session_id: str, body: MessageBody) -> Any:
     """Send a prompt; queued behind a running turn. Waits for the result, or streams it."""
     sessions = manager(request)
-    pending = await sessions.send_message(session_id, owner_of(request), body.prompt)
+    try:
+        pending = await sessions.send_message(session_id, owner_of(request), body.prompt,
+                                              client_id=body.client_id)
+    except DuplicateClientId as duplicate:
+        return await replay_turn(request, sessions, session_id, duplicate.turn_id,
+                                 stream=body.stream)
     if body.stream:
         settings = request.app.state.settings
         return event_stream_response(
@@ -120,6 +125,19 @@ async def send_message(request: Request, session_id: str, body: MessageBody) -> 
         running = live is not None and live.current is pending
         return JSONResponse({"turnId": pending.id, "status": "running" if running else "queued"},
                             status_code=202)
+
+
+async def replay_turn(request: Request, sessions: SessionManager, session_id: str,
+                      turn_id: str, *, stream: bool) -> Any:
+    """What a resent prompt gets: the turn the first one started, not a new one."""
+    if stream:
+        return event_stream_response(sessions.turn_events(session_id, turn_id, 0),
+                                     request.app.state.settings.sse_ping_seconds)
+    turn = await sessions.store.get_turn(turn_id)
+    assert turn is not None
+    if turn.outcome is not None and turn.status in ("completed", "failed", "interrupted"):
+        return {"turnId": turn_id, "status": turn.status, **turn.outcome}
+    return JSONResponse({"turnId": turn_id, "status": turn.status}, status_code=202)
 
 
 @router.get("/{session_id}/messages", response_model=MessageListOut, responses=ERRORS)

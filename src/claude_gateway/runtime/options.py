@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from claude_agent_sdk import ClaudeAgentOptions, SessionStore
-from claude_agent_sdk.types import EffortLevel, PermissionMode, SystemPromptPreset
+from claude_agent_sdk.types import (
+    CanUseTool,
+    EffortLevel,
+    PermissionMode,
+    SystemPromptPreset,
+)
 
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "dontAsk", "bypassPermissions")
 EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
@@ -76,14 +81,24 @@ def build_options(
     stderr: Callable[[str], None] | None = None,
     session_store: SessionStore | None = None,
     include_partial_messages: bool = True,
+    can_use_tool: CanUseTool | None = None,
+    allow_bypass: bool = False,
+    running_as_root: bool = False,
 ) -> ClaudeAgentOptions:
-    """Everything the CLI needs to start for this session."""
+    """Everything the CLI needs to start for this session.
+
+    With ``allow_bypass`` every process is started so that it can be switched to
+    ``bypassPermissions`` later (that is fixed at spawn); as root the CLI also needs
+    ``IS_SANDBOX=1`` to accept it.
+    """
     env = {**base_env, **spec.env}
     mode = cast(PermissionMode, spec.permission_mode)
     effort = cast(EffortLevel, spec.effort) if spec.effort else None
     extra_args: dict[str, str | None] = {}
-    if spec.permission_mode == "bypassPermissions":
+    if allow_bypass:
         extra_args["allow-dangerously-skip-permissions"] = None
+        if running_as_root:
+            env["IS_SANDBOX"] = "1"
     return ClaudeAgentOptions(
         cwd=cwd,
         cli_path=cli_path,
@@ -103,4 +118,5 @@ def build_options(
         stderr=stderr,
         session_store=session_store,
         extra_args=extra_args,
+        can_use_tool=can_use_tool,
     )

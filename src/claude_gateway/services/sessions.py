@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from claude_gateway.errors import (
     InvalidCursor,
     InvalidRequest,
     MaxSessionsReached,
+    PermissionModeNotAllowed,
     SessionEnded,
     SessionNotFound,
 )
@@ -42,7 +44,8 @@ from claude_gateway.runtime.agent_process import AgentProcess, ProcessExit
 from claude_gateway.runtime.options import PERMISSION_MODES, AgentSpec, Launch, build_options
 from claude_gateway.runtime.process_pool import ProcessPool
 from claude_gateway.runtime.stderr_tail import StderrTail
-from claude_gateway.services.prompts import prompt_blocks, prompt_for_cli
+from claude_gateway.services.permissions import PermissionBroker
+from claude_gateway.services.prompts import prompt_blocks
 from claude_gateway.services.workspaces import normalize_workspace_name, workspace_dir
 from claude_gateway.settings import Settings
 from claude_gateway.storage.base import Store
@@ -85,6 +88,14 @@ class SessionCreate:
     fork_from: str | None = None
 
 
+class DuplicateClientId(Exception):
+    """A prompt with this ``clientId`` was accepted before: its turn id is ``turn_id``."""
+
+    def __init__(self, turn_id: str) -> None:
+        super().__init__(turn_id)
+        self.turn_id = turn_id
+
+
 class TurnNotRecorded(Exception):
     """The turn's ``turn.queued`` event could not be written (its session is gone)."""
 
@@ -117,6 +128,8 @@ class LiveSession:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     owner: str = ""
     owner_known: bool = False
+    client_turns: dict[str, str] = field(default_factory=dict)
+    """``clientId`` -> turn id of prompts accepted since the gateway started."""
     model: str | None = None
     model_known: bool = False
     """Whether ``model`` mirrors the stored one (PATCH keeps it current)."""
@@ -164,6 +177,8 @@ class SessionManager:
         self.cli_path = cli_path
         self.cli_env = cli_env
         self.transcripts = TranscriptStore(store)
+        self.permissions = PermissionBroker(store, events,
+                                            timeout_seconds=settings.permission_timeout_seconds)
         self.pool = ProcessPool(settings.max_processes, settings.data_dir / "pids")
         self._live: dict[str, LiveSession] = {}
         self._active_sessions = 0
@@ -176,6 +191,7 @@ class SessionManager:
     async def start(self) -> None:
         """Recover from a previous run, then start the reaper."""
         self.pool.reap_leftovers()
+        await self.permissions.recover()
         for turn in await self.store.turns_with_status(["queued", "running"]):
             await self._finish_turn_record(turn.session_id, turn.id, "turn.failed", {
                 "error": {"code": "GATEWAY_RESTARTED",
@@ -257,9 +273,7 @@ class SessionManager:
     # -- create / patch / delete -----------------------------------------------------
     async def create(self, request: SessionCreate, owner: str = "") -> SessionRecord:
         mode = request.permission_mode or "default"
-        if mode not in PERMISSION_MODES:
-            raise InvalidRequest(f"Unknown permissionMode {mode!r}",
-                                 details={"allowed": list(PERMISSION_MODES)})
+        self._check_mode(mode)
         fork_of: str | None = None
         workspace_name = request.workspace
         if request.fork_from:
@@ -314,6 +328,16 @@ class SessionManager:
         live.spawning = asyncio.create_task(self._spawn(live, prestart=True))
         return record
 
+    def _check_mode(self, mode: str) -> None:
+        if mode not in PERMISSION_MODES:
+            raise InvalidRequest(f"Unknown permissionMode {mode!r}",
+                                 details={"allowed": list(PERMISSION_MODES)})
+        if mode == "bypassPermissions" and not self.settings.allow_bypass_permissions:
+            raise PermissionModeNotAllowed(
+                "bypassPermissions lets every tool run unasked; the operator has not "
+                "enabled it (CLAUDE_GATEWAY_ALLOW_BYPASS_PERMISSIONS)",
+                details={"permissionMode": mode})
+
     def _expiry(self, moment: datetime) -> datetime | None:
         ttl = self.settings.session_ttl_seconds
         return moment + timedelta(seconds=ttl) if ttl > 0 else None
@@ -326,9 +350,7 @@ class SessionManager:
             raise SessionEnded(session_id, record.status)
         changes: dict[str, Any] = {}
         if permission_mode is not None:
-            if permission_mode not in PERMISSION_MODES:
-                raise InvalidRequest(f"Unknown permissionMode {permission_mode!r}",
-                                     details={"allowed": list(PERMISSION_MODES)})
+            self._check_mode(permission_mode)
             changes["permission_mode"] = permission_mode
         if model is not None:
             changes["model"] = model
@@ -383,6 +405,8 @@ class SessionManager:
         current = live.current
         if current is not None:
             current.interrupt_requested = True
+        await self.permissions.cancel_session(record.id, "session_ended",
+                                              f"The session was {reason}.")
         await self._stop_process(live, reason)
         if current is not None:
             # Let the running turn record how it ended before the session's last word.
@@ -392,8 +416,17 @@ class SessionManager:
                                                             "status": status})
 
     # -- messages ------------------------------------------------------------------
+    async def turn_for_client_id(self, session_id: str, client_id: str) -> str | None:
+        """The turn already started by a prompt with this ``clientId``, if any."""
+        live = self._live.get(session_id)
+        if live is not None and client_id in live.client_turns:
+            return live.client_turns[client_id]
+        turn = await self.store.turn_by_client_id(session_id, client_id)
+        return turn.id if turn else None
+
     async def send_message(self, session_id: str, owner: str | None,
-                           prompt: str | list[Any]) -> PendingTurn:
+                           prompt: str | list[Any], *, client_id: str | None = None
+                           ) -> PendingTurn:
         live = self._live.get(session_id)
         if live is None or not live.owner_known or (owner is not None and live.owner != owner):
             record = await self.get(session_id, owner)
@@ -403,8 +436,15 @@ class SessionManager:
             live.owner, live.owner_known = record.owner, True
         if live.closed:
             raise SessionEnded(session_id, live.closed_status)
+        blocks = prompt_blocks(prompt, self.settings.max_image_bytes)
+        if not isinstance(prompt, str):
+            prompt = blocks  # images normalized to base64 sources
         turn_id = f"turn_{uuid.uuid4().hex}"
-        blocks = prompt_blocks(prompt)
+        if client_id is not None:
+            existing = await self.turn_for_client_id(session_id, client_id)
+            if existing is not None:
+                raise DuplicateClientId(existing)
+            live.client_turns[client_id] = turn_id
         loop = asyncio.get_running_loop()
         recorded: asyncio.Future[None] = loop.create_future()
         pending = PendingTurn(turn_id, prompt, loop.create_future(), recorded=recorded)
@@ -420,8 +460,10 @@ class SessionManager:
                 session_id, "turn.queued", {"prompt": blocks, "position": position}, turn_id,
                 StateChange(new_turn=TurnRecord(id=turn_id, session_id=session_id,
                                                 status="queued", prompt=blocks,
-                                                created_at=now())))
+                                                created_at=now(), client_id=client_id)))
         except BaseException as exc:
+            if client_id is not None:
+                live.client_turns.pop(client_id, None)
             if pending in live.queued:
                 live.queued.remove(pending)
             recorded.set_exception(RuntimeError(f"turn not recorded: {exc!r}"))
@@ -445,6 +487,8 @@ class SessionManager:
         if current is None or current.interrupt_requested:
             return False
         current.interrupt_requested = True
+        await self.permissions.cancel_session(session_id, "interrupt",
+                                              "The turn was interrupted.")
         process = live.process
         if process is not None and process.alive:
             with contextlib.suppress(Exception):
@@ -564,7 +608,7 @@ class SessionManager:
             return
         process.drain()
         try:
-            await process.send(prompt_for_cli(pending.prompt))
+            await process.send(pending.prompt)
         except Exception as exc:
             if warm:
                 await announce_start()
@@ -723,9 +767,13 @@ class SessionManager:
                 launch = Launch(session_id=str(uuid.uuid4()))
             tail = StderrTail()
             cwd = workspace_dir(self.settings.workspace_root, record.workspace)
-            options = build_options(spec, cwd=cwd, cli_path=self.cli_path,
-                                    base_env=self.cli_env, launch=launch, stderr=tail.append,
-                                    session_store=self.transcripts)
+            options = build_options(
+                spec, cwd=cwd, cli_path=self.cli_path, base_env=self.cli_env, launch=launch,
+                stderr=tail.append, session_store=self.transcripts,
+                can_use_tool=self.permissions.callback(
+                    live.id, lambda: live.current.id if live.current else None),
+                allow_bypass=self.settings.allow_bypass_permissions,
+                running_as_root=os.geteuid() == 0)
             process = AgentProcess(options, stderr_tail=tail, on_exit=self._on_exit)
             try:
                 await asyncio.wait_for(process.start(), self.settings.spawn_timeout_seconds)

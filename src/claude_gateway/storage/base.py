@@ -13,6 +13,7 @@ from claude_gateway.storage.records import (
     EventRecord,
     MessageRecord,
     NewEvent,
+    PermissionRecord,
     SessionRecord,
     StateChange,
     TurnRecord,
@@ -57,6 +58,14 @@ class Store(Protocol):
     async def list_turns(self, session_id: str, statuses: Sequence[str] | None = None
                          ) -> list[TurnRecord]: ...
     async def turns_with_status(self, statuses: Sequence[str]) -> list[TurnRecord]: ...
+    async def turn_by_client_id(self, session_id: str, client_id: str
+                                ) -> TurnRecord | None: ...
+
+    # permission requests (created and resolved through append_events' StateChange)
+    async def get_permission(self, permission_id: str) -> PermissionRecord | None: ...
+    async def list_permissions(self, *, session_id: str | None = None,
+                               statuses: Sequence[str] | None = None
+                               ) -> list[PermissionRecord]: ...
 
     # event log
     async def append_events(self, session_id: str, events: Sequence[NewEvent],

@@ -58,6 +58,8 @@ class SessionRecord:
     last_seq: int = 0
     message_count: int = 0
     usage: Usage = field(default_factory=Usage)
+    context_window: int | None = None
+    context_tokens: int | None = None
 
 
 @dataclass
@@ -70,6 +72,26 @@ class TurnRecord:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     outcome: dict[str, Any] | None = None
+    client_id: str | None = None
+
+
+@dataclass
+class PermissionRecord:
+    """A tool call waiting for (or given) a person's decision."""
+
+    id: str
+    session_id: str
+    tool_name: str
+    input: dict[str, Any]
+    status: str
+    """``pending``, ``allowed``, ``denied``, ``expired`` or ``cancelled``."""
+    created_at: datetime
+    turn_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """What the CLI said about it: description, title, suggestions, toolUseId, ..."""
+    expires_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolution: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +132,10 @@ class StateChange:
     usage: Usage | None = None
     """Added to the session's totals and to the usage ledger (for ``turn_id``)."""
     usage_model: str | None = None
+    new_permission: PermissionRecord | None = None
+    permission_id: str | None = None
+    permission: dict[str, Any] = field(default_factory=dict)
+    """Columns to set on permission ``permission_id``."""
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ sessions = Table(
     Column("cache_read_input_tokens", BigInteger, nullable=False, default=0),
     Column("cache_creation_input_tokens", BigInteger, nullable=False, default=0),
     Column("total_cost_usd", Float, nullable=False, default=0.0),
+    Column("context_window", BigInteger),
+    Column("context_tokens", BigInteger),
     Index("ix_sessions_owner_created", "owner", "created_at", "id"),
     Index("ix_sessions_status", "status"),
 )
@@ -83,8 +85,28 @@ turns = Table(
     Column("started_at", UTCDateTime),
     Column("ended_at", UTCDateTime),
     Column("outcome", JSON),
+    Column("client_id", String(128)),
     Index("ix_turns_session", "session_id", "created_at"),
+    Index("ux_turns_client_id", "session_id", "client_id", unique=True),
     Index("ix_turns_status", "status"),
+)
+
+permissions = Table(
+    "permissions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("turn_id", String(64)),
+    Column("tool_name", String(256), nullable=False),
+    Column("input", JSON, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("resolved_at", UTCDateTime),
+    Column("resolution", JSON),
+    Index("ix_permissions_session_status", "session_id", "status"),
 )
 
 events = Table(

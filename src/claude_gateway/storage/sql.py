@@ -32,6 +32,7 @@ from claude_gateway.storage.records import (
     EventRecord,
     MessageRecord,
     NewEvent,
+    PermissionRecord,
     SessionRecord,
     StateChange,
     TurnRecord,
@@ -58,6 +59,7 @@ def _session_from_row(row: Row[Any]) -> SessionRecord:
         ended_at=m["ended_at"], last_seq=m["last_seq"], message_count=m["message_count"],
         usage=Usage(m["input_tokens"], m["output_tokens"], m["cache_read_input_tokens"],
                     m["cache_creation_input_tokens"], m["total_cost_usd"]),
+        context_window=m["context_window"], context_tokens=m["context_tokens"],
     )
 
 
@@ -65,7 +67,17 @@ def _turn_from_row(row: Row[Any]) -> TurnRecord:
     m = row._mapping
     return TurnRecord(id=m["id"], session_id=m["session_id"], status=m["status"],
                       prompt=m["prompt"], created_at=m["created_at"],
-                      started_at=m["started_at"], ended_at=m["ended_at"], outcome=m["outcome"])
+                      started_at=m["started_at"], ended_at=m["ended_at"], outcome=m["outcome"],
+                      client_id=m["client_id"])
+
+
+def _permission_from_row(row: Row[Any]) -> PermissionRecord:
+    m = row._mapping
+    return PermissionRecord(
+        id=m["id"], session_id=m["session_id"], tool_name=m["tool_name"],
+        input=dict(m["input"]), status=m["status"], created_at=m["created_at"],
+        turn_id=m["turn_id"], details=dict(m["details"] or {}), expires_at=m["expires_at"],
+        resolved_at=m["resolved_at"], resolution=m["resolution"])
 
 
 def _event_from_row(row: Row[Any]) -> EventRecord:
@@ -200,7 +212,8 @@ class SqlStore:
 
     async def delete_session(self, session_id: str) -> bool:
         def work(conn: Connection) -> bool:
-            for table in (schema.events, schema.messages, schema.usage, schema.turns):
+            for table in (schema.events, schema.messages, schema.usage, schema.permissions,
+                          schema.turns):
                 conn.execute(delete(table).where(table.c.session_id == session_id))
             result = conn.execute(
                 delete(schema.sessions).where(schema.sessions.c.id == session_id))
@@ -239,6 +252,39 @@ class SqlStore:
         return await self._read(
             lambda conn: [_turn_from_row(r) for r in conn.execute(query).all()])
 
+    async def turn_by_client_id(self, session_id: str, client_id: str) -> TurnRecord | None:
+        table = schema.turns
+        query = select(table).where(table.c.session_id == session_id,
+                                    table.c.client_id == client_id)
+
+        def work(conn: Connection) -> TurnRecord | None:
+            row = conn.execute(query).first()
+            return _turn_from_row(row) if row else None
+
+        return await self._read(work)
+
+    async def get_permission(self, permission_id: str) -> PermissionRecord | None:
+        table = schema.permissions
+
+        def work(conn: Connection) -> PermissionRecord | None:
+            row = conn.execute(select(table).where(table.c.id == permission_id)).first()
+            return _permission_from_row(row) if row else None
+
+        return await self._read(work)
+
+    async def list_permissions(self, *, session_id: str | None = None,
+                               statuses: Sequence[str] | None = None
+                               ) -> list[PermissionRecord]:
+        table = schema.permissions
+        query = select(table)
+        if session_id is not None:
+            query = query.where(table.c.session_id == session_id)
+        if statuses is not None:
+            query = query.where(table.c.status.in_(list(statuses)))
+        query = query.order_by(table.c.created_at, table.c.id)
+        return await self._read(
+            lambda conn: [_permission_from_row(r) for r in conn.execute(query).all()])
+
     async def turns_with_status(self, statuses: Sequence[str]) -> list[TurnRecord]:
         table = schema.turns
         query = (select(table).where(table.c.status.in_(list(statuses)))
@@ -265,6 +311,12 @@ class SqlStore:
         def work(conn: Connection) -> list[EventRecord]:
             if change.new_turn is not None:
                 _insert_turn(conn, change.new_turn)
+            if change.new_permission is not None:
+                _insert_permission(conn, change.new_permission)
+            if change.permission_id is not None and change.permission:
+                conn.execute(update(schema.permissions)
+                             .where(schema.permissions.c.id == change.permission_id)
+                             .values(**change.permission))
             if change.turn_id is not None and change.turn:
                 conn.execute(update(schema.turns).where(schema.turns.c.id == change.turn_id)
                              .values(**change.turn))
@@ -434,4 +486,12 @@ def _insert_turn(conn: Connection, turn: TurnRecord) -> None:
     conn.execute(insert(schema.turns).values(
         id=turn.id, session_id=turn.session_id, status=turn.status, prompt=turn.prompt,
         created_at=turn.created_at, started_at=turn.started_at, ended_at=turn.ended_at,
-        outcome=turn.outcome))
+        outcome=turn.outcome, client_id=turn.client_id))
+
+
+def _insert_permission(conn: Connection, record: PermissionRecord) -> None:
+    conn.execute(insert(schema.permissions).values(
+        id=record.id, session_id=record.session_id, turn_id=record.turn_id,
+        tool_name=record.tool_name, input=record.input, details=record.details,
+        status=record.status, created_at=record.created_at, expires_at=record.expires_at,
+        resolved_at=record.resolved_at, resolution=record.resolution))

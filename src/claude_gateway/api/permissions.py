@@ -1,0 +1,38 @@
+"""``/v1/sessions/{id}/permissions``: pending tool calls and the answers to them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from claude_gateway.api.models import PermissionAnswerBody, PermissionListOut, PermissionOut
+from claude_gateway.api.sessions import manager, owner_of
+from claude_gateway.services.permissions import permission_to_api
+
+router = APIRouter(prefix="/v1/sessions", tags=["permissions"])
+
+
+@router.get("/{session_id}/permissions", response_model=PermissionListOut,
+            responses={404: {"description": "`SESSION_NOT_FOUND`"}})
+async def list_permissions(request: Request, session_id: str) -> dict[str, Any]:
+    """Requests waiting for an answer, oldest first."""
+    sessions = manager(request)
+    await sessions.get(session_id, owner_of(request))
+    pending = await sessions.permissions.pending(session_id)
+    return {"permissions": [permission_to_api(r) for r in pending]}
+
+
+@router.post("/{session_id}/permissions/{request_id}", response_model=PermissionOut,
+             responses={404: {"description": "`SESSION_NOT_FOUND`, `PERMISSION_NOT_FOUND`"},
+                        409: {"description": "`PERMISSION_ALREADY_RESOLVED`"}})
+async def answer_permission(request: Request, session_id: str, request_id: str,
+                            body: PermissionAnswerBody) -> dict[str, Any]:
+    """Allow (optionally with a changed input) or deny (with a message for the model)."""
+    sessions = manager(request)
+    await sessions.get(session_id, owner_of(request))
+    record = await sessions.permissions.answer(
+        session_id, request_id, decision=body.decision, updated_input=body.updated_input,
+        message=body.message, interrupt=body.interrupt,
+        apply_suggestions=body.apply_suggestions)
+    return permission_to_api(record)

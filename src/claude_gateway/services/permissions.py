@@ -1,0 +1,239 @@
+"""``PermissionBroker``: the CLI's ``can_use_tool`` questions, answered over the network.
+
+Each question becomes a persisted request and a ``permission.requested`` event; the
+tool call waits until a client answers (REST or WebSocket), the timeout passes, or the
+turn is interrupted. Every request is resolved exactly once, with a
+``permission.resolved`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny, ToolPermissionContext
+from claude_agent_sdk.types import CanUseTool, PermissionResult, PermissionUpdate
+
+from claude_gateway.errors import InvalidRequest, PermissionAlreadyResolved, PermissionNotFound
+from claude_gateway.events.envelope import rfc3339
+from claude_gateway.events.log import EventLog
+from claude_gateway.storage.base import Store
+from claude_gateway.storage.records import PermissionRecord, StateChange
+
+logger = logging.getLogger("claude_gateway.permissions")
+
+DEFAULT_DENY_MESSAGE = "The user denied this tool call."
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a request was resolved."""
+
+    status: str
+    """``allowed``, ``denied``, ``expired`` or ``cancelled``."""
+    by: str
+    """``client``, ``timeout``, ``interrupt``, ``session_ended`` or ``gateway``."""
+    updated_input: dict[str, Any] | None = None
+    message: str | None = None
+    interrupt: bool = False
+    apply_suggestions: bool = False
+
+    def to_api(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "decision": "allow" if self.status == "allowed" else "deny",
+            "status": self.status, "by": self.by,
+        }
+        if self.updated_input is not None:
+            data["updatedInput"] = self.updated_input
+        if self.message:
+            data["message"] = self.message
+        if self.interrupt:
+            data["interrupt"] = True
+        if self.apply_suggestions:
+            data["applySuggestions"] = True
+        return data
+
+
+@dataclass
+class Waiting:
+    record: PermissionRecord
+    suggestions: list[PermissionUpdate]
+    future: asyncio.Future[Decision]
+    resolved: bool = False
+    recorded: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def permission_to_api(record: PermissionRecord) -> dict[str, Any]:
+    """A request as the API shows it (the pending list and ``permission.requested``)."""
+    return {
+        "id": record.id,
+        "requestId": record.id,
+        "turnId": record.turn_id,
+        "toolName": record.tool_name,
+        "input": record.input,
+        "status": record.status,
+        **record.details,
+        "createdAt": rfc3339(record.created_at),
+        "expiresAt": rfc3339(record.expires_at) if record.expires_at else None,
+        "resolution": record.resolution,
+    }
+
+
+class PermissionBroker:
+    """Pending permission requests of every session, with their timeouts."""
+
+    def __init__(self, store: Store, events: EventLog, *, timeout_seconds: float) -> None:
+        self.store = store
+        self.events = events
+        self.timeout_seconds = timeout_seconds
+        self._waiting: dict[str, Waiting] = {}
+
+    async def recover(self) -> None:
+        """Requests left pending by a previous run can never be answered: expire them."""
+        for record in await self.store.list_permissions(statuses=["pending"]):
+            decision = Decision("expired", "gateway", message="The gateway restarted while "
+                                "this request was waiting.")
+            await self._record(record, decision)
+
+    def callback(self, session_id: str, current_turn: Callable[[], str | None]) -> CanUseTool:
+        """The ``can_use_tool`` given to one session's CLI process."""
+
+        async def can_use_tool(tool_name: str, tool_input: dict[str, Any],
+                               context: ToolPermissionContext) -> PermissionResult:
+            return await self.ask(session_id, current_turn(), tool_name, tool_input, context)
+
+        return can_use_tool
+
+    async def ask(self, session_id: str, turn_id: str | None, tool_name: str,
+                  tool_input: dict[str, Any], context: ToolPermissionContext
+                  ) -> PermissionResult:
+        created = now()
+        expires = (created + timedelta(seconds=self.timeout_seconds)
+                   if self.timeout_seconds > 0 else None)
+        details = {
+            "toolUseId": context.tool_use_id,
+            "title": context.title,
+            "displayName": context.display_name,
+            "description": context.description or context.title,
+            "blockedPath": context.blocked_path,
+            "decisionReason": context.decision_reason,
+            "agentId": context.agent_id,
+            "suggestions": [s.to_dict() for s in context.suggestions],
+        }
+        record = PermissionRecord(
+            id=f"perm_{uuid.uuid4().hex}", session_id=session_id, tool_name=tool_name,
+            input=tool_input, status="pending", created_at=created, turn_id=turn_id,
+            details={k: v for k, v in details.items() if v not in (None, [])},
+            expires_at=expires)
+        waiting = Waiting(record, list(context.suggestions),
+                          asyncio.get_running_loop().create_future())
+        self._waiting[record.id] = waiting
+        try:
+            await self.events.emit(session_id, "permission.requested",
+                                   permission_to_api(record), turn_id,
+                                   StateChange(new_permission=record))
+            try:
+                if expires is None:
+                    decision = await asyncio.shield(waiting.future)
+                else:
+                    decision = await asyncio.wait_for(asyncio.shield(waiting.future),
+                                                      self.timeout_seconds)
+            except TimeoutError:
+                decision = await self._resolve(waiting, Decision(
+                    "expired", "timeout", message=(
+                        f"Permission denied: nobody answered within "
+                        f"{self.timeout_seconds:g} seconds.")))
+            await waiting.recorded.wait()
+        except asyncio.CancelledError:
+            # The CLI withdrew the question (the turn was interrupted).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._resolve(waiting, Decision(
+                    "cancelled", "interrupt", message="The turn was interrupted.")))
+            raise
+        finally:
+            self._waiting.pop(record.id, None)
+        return self._result(waiting, decision)
+
+    @staticmethod
+    def _result(waiting: Waiting, decision: Decision) -> PermissionResult:
+        if decision.status == "allowed":
+            return PermissionResultAllow(
+                updated_input=decision.updated_input,
+                updated_permissions=waiting.suggestions if decision.apply_suggestions else None)
+        return PermissionResultDeny(message=decision.message or DEFAULT_DENY_MESSAGE,
+                                    interrupt=decision.interrupt)
+
+    async def _resolve(self, waiting: Waiting, decision: Decision) -> Decision:
+        """Resolve once: the first decision wins; later ones get the first back."""
+        if waiting.resolved:
+            await waiting.recorded.wait()
+            return waiting.future.result()
+        waiting.resolved = True
+        try:
+            await self._record(waiting.record, decision)
+        finally:
+            waiting.recorded.set()
+            if not waiting.future.done():
+                waiting.future.set_result(decision)
+        return decision
+
+    async def _record(self, record: PermissionRecord, decision: Decision) -> None:
+        resolved = now()
+        resolution = decision.to_api()
+        record.status, record.resolved_at, record.resolution = (
+            decision.status, resolved, resolution)
+        await self.events.emit(
+            record.session_id, "permission.resolved",
+            {"requestId": record.id, "toolName": record.tool_name, **resolution},
+            record.turn_id, StateChange(permission_id=record.id, permission={
+                "status": decision.status, "resolved_at": resolved,
+                "resolution": resolution}))
+
+    async def answer(self, session_id: str, request_id: str, *, decision: str,
+                     updated_input: dict[str, Any] | None = None, message: str | None = None,
+                     interrupt: bool = False, apply_suggestions: bool = False
+                     ) -> PermissionRecord:
+        """A client's answer. 404 if unknown to this session, 409 if already resolved."""
+        if decision not in ("allow", "deny"):
+            raise InvalidRequest("decision must be 'allow' or 'deny'",
+                                 details={"decision": decision})
+        waiting = self._waiting.get(request_id)
+        if waiting is None or waiting.record.session_id != session_id:
+            record = await self.store.get_permission(request_id)
+            if record is None or record.session_id != session_id:
+                raise PermissionNotFound(request_id)
+            raise PermissionAlreadyResolved(request_id, record.status)
+        if waiting.resolved:
+            raise PermissionAlreadyResolved(request_id, waiting.record.status
+                                            if waiting.recorded.is_set() else "being resolved")
+        if decision == "allow":
+            chosen = Decision("allowed", "client", updated_input=updated_input,
+                              apply_suggestions=apply_suggestions)
+        else:
+            chosen = Decision("denied", "client", message=message or DEFAULT_DENY_MESSAGE,
+                              interrupt=interrupt)
+        await self._resolve(waiting, chosen)
+        return waiting.record
+
+    async def cancel_session(self, session_id: str, by: str, message: str) -> int:
+        """Deny every pending request of a session (interrupt, deletion)."""
+        cancelled = 0
+        for waiting in [w for w in self._waiting.values() if w.record.session_id == session_id]:
+            if not waiting.resolved:
+                await self._resolve(waiting, Decision("cancelled", by, message=message,
+                                                      interrupt=True))
+                cancelled += 1
+        return cancelled
+
+    async def pending(self, session_id: str) -> list[PermissionRecord]:
+        return await self.store.list_permissions(session_id=session_id, statuses=["pending"])
