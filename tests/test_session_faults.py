@@ -199,6 +199,14 @@ async def test_a_killed_gateway_restarts_with_every_session_and_resumes(
                 await collect(client, "GET", f"/v1/sessions/{session_id}/events",
                               until=lambda e: e["type"] == "message.delta")
             before = await events_of(client, session_id)
+            # Another session waits for a permission answer when the gateway dies.
+            asking = await new_session(client)
+            await client.post(f"/v1/sessions/{asking}/messages", json={
+                "prompt": '@tool Write {"file_path": "x.txt", "content": "x"}\n@reply x',
+                "timeoutMs": 0})
+            with anyio.fail_after(30):
+                await collect(client, "GET", f"/v1/sessions/{asking}/events",
+                              until=lambda e: e["type"] == "permission.requested")
 
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
@@ -216,6 +224,12 @@ async def test_a_killed_gateway_restarts_with_every_session_and_resumes(
             failed = [e for e in events if e["type"] == "turn.failed"]
             assert failed[0]["turnId"] == running.json()["turnId"]
             assert failed[0]["data"]["error"]["code"] == "GATEWAY_RESTARTED"
+            # The pending request shows as expired, not silently lost.
+            assert (await client.get(f"/v1/sessions/{asking}/permissions")).json() == {
+                "permissions": []}
+            resolved = [e["data"] for e in await events_of(client, asking)
+                        if e["type"] == "permission.resolved"]
+            assert [(r["status"], r["by"]) for r in resolved] == [("expired", "gateway")]
             resumed = await client.post(f"/v1/sessions/{session_id}/messages",
                                         json={"prompt": "Where were we?\n@reply here"})
             assert resumed.json()["result"] == "here"

@@ -161,3 +161,22 @@ def turn_outcome(result: ResultMessage, turn_cost: float) -> EventSpec:
                          "apiErrorStatus": result.api_error_status, "subtype": result.subtype}
         return "turn.failed", data
     return "turn.completed", data
+
+
+def context_window_of(result: ResultMessage) -> int | None:
+    """The largest context window among the models the turn used."""
+    windows = [int(u.get("contextWindow") or 0) for u in (result.model_usage or {}).values()
+               if isinstance(u, dict)]
+    return max(windows) if any(windows) else None
+
+
+def context_tokens_of(message: AssistantMessage) -> int | None:
+    """How full the context was at this model call: the tokens it read.
+
+    (The output count on a streamed assistant message is not final yet.)
+    """
+    usage = message.usage or {}
+    if not usage:
+        return None
+    return sum(int(usage.get(k) or 0) for k in (
+        "input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from claude_agent_sdk import ResultMessage, project_key_for_directory
+from claude_agent_sdk import AssistantMessage, ResultMessage, project_key_for_directory
 
 from claude_gateway.errors import (
     InvalidCursor,
@@ -39,7 +39,13 @@ from claude_gateway.errors import (
 )
 from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS
 from claude_gateway.events.log import EventLog
-from claude_gateway.events.normalize import normalize, turn_outcome, usage_of
+from claude_gateway.events.normalize import (
+    context_tokens_of,
+    context_window_of,
+    normalize,
+    turn_outcome,
+    usage_of,
+)
 from claude_gateway.runtime.agent_process import AgentProcess, ProcessExit
 from claude_gateway.runtime.options import PERMISSION_MODES, AgentSpec, Launch, build_options
 from claude_gateway.runtime.process_pool import ProcessPool
@@ -153,6 +159,16 @@ def session_to_api(record: SessionRecord, live: LiveSession | None = None) -> di
         "endedAt": rfc3339(record.ended_at) if record.ended_at else None,
         "metadata": record.metadata,
         "usage": record.usage.to_api(),
+        "tokenBudget": {
+            "inputTokens": record.usage.input_tokens,
+            "outputTokens": record.usage.output_tokens,
+            "cacheReadInputTokens": record.usage.cache_read_input_tokens,
+            "contextWindow": record.context_window,
+            "contextTokens": record.context_tokens,
+            "contextRemaining": (record.context_window - record.context_tokens
+                                 if record.context_window and record.context_tokens is not None
+                                 else None),
+        },
         "messageCount": record.message_count,
         "lastSeq": record.last_seq,
         "queueDepth": len(live.queued) if live else 0,
@@ -623,6 +639,7 @@ class SessionManager:
         # waits for the database; the turn's outcome is written after all of it.
         outbox: asyncio.Queue[list[NewEvent] | None] = asyncio.Queue()
         writer = asyncio.create_task(self._write_turn_events(live.id, outbox))
+        context_tokens: int | None = None
         try:
             while True:
                 batch = [await process.next_message()]
@@ -633,6 +650,8 @@ class SessionManager:
                 for message in batch:
                     if isinstance(message, ProcessExit | ResultMessage):
                         break
+                    if isinstance(message, AssistantMessage) and not message.parent_tool_use_id:
+                        context_tokens = context_tokens_of(message) or context_tokens
                     for type_, data in normalize(message):
                         role = data["role"] if type_ == "message" else None
                         events.append(NewEvent(type_, data, pending.id, message_role=role,
@@ -647,7 +666,7 @@ class SessionManager:
         if isinstance(message, ProcessExit):
             await self._process_died(live, process, pending, message)
         else:
-            await self._complete(live, process, pending, message, live.model)
+            await self._complete(live, process, pending, message, live.model, context_tokens)
 
     async def _write_turn_events(self, session_id: str,
                                  outbox: asyncio.Queue[list[NewEvent] | None]) -> None:
@@ -668,14 +687,21 @@ class SessionManager:
                 return
 
     async def _complete(self, live: LiveSession, process: AgentProcess, pending: PendingTurn,
-                        result: ResultMessage, model: str | None) -> None:
+                        result: ResultMessage, model: str | None,
+                        context_tokens: int | None = None) -> None:
         total = result.total_cost_usd or 0.0
         turn_cost = total - process.cost_reported
         if turn_cost < 0:  # the CLI reset its running total (a new conversation)
             turn_cost = total
         process.cost_reported = total
         type_, data = turn_outcome(result, turn_cost)
-        session = {"claude_session_id": result.session_id} if result.session_id else {}
+        session: dict[str, Any] = {}
+        if result.session_id:
+            session["claude_session_id"] = result.session_id
+        if (window := context_window_of(result)) is not None:
+            session["context_window"] = window
+        if context_tokens is not None:
+            session["context_tokens"] = context_tokens
         await self._finish_turn_record(live.id, pending.id, type_, data, pending, StateChange(
             session=session, usage=usage_of(result, turn_cost), usage_model=model))
 
