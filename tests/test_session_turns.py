@@ -215,3 +215,16 @@ async def test_event_streams_send_keep_alive_comments(start_gateway: Any) -> Non
                 async for line in response.aiter_lines():
                     if line.startswith(":"):
                         break
+
+
+async def test_api_retries_surface_as_status_events(start_gateway: Any) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        session_id = await new_session(client)
+        result = (await client.post(f"/v1/sessions/{session_id}/messages",
+                                    json={"prompt": "@fail 529 1\n@reply recovered"})).json()
+        events = await events_of(client, session_id)
+    assert result["result"] == "recovered"
+    (retry,) = [e for e in events if e["type"] == "status" and e["data"]["kind"] == "api_retry"]
+    assert retry["turnId"] == result["turnId"]
+    assert retry["data"]["errorStatus"] == 529 and retry["data"]["attempt"] == 1
