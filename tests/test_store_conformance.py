@@ -180,3 +180,52 @@ async def test_transcript_store_passes_the_sdk_conformance_suite(store: Store) -
         return TranscriptStore(store)
 
     await run_session_store_conformance(fresh)
+
+
+async def test_permissions_live_and_resolve_with_their_events(store: Store) -> None:
+    from claude_gateway.storage.records import PermissionRecord, StateChange
+
+    await store.create_session(session("s1"))
+    moment = datetime.now(UTC)
+    request = PermissionRecord(id="perm_1", session_id="s1", tool_name="Write",
+                               input={"file_path": "a"}, status="pending", created_at=moment,
+                               turn_id="t1", details={"description": "Write a"},
+                               expires_at=moment + timedelta(minutes=15))
+    (requested,) = await store.append_events(
+        "s1", [NewEvent("permission.requested", {"requestId": "perm_1"}, "t1")],
+        StateChange(new_permission=request))
+    assert await store.get_permission("perm_1") == request
+    assert [p.id for p in await store.list_permissions(statuses=["pending"])] == ["perm_1"]
+    await store.append_events("s1", [NewEvent("permission.resolved", {}, "t1")], StateChange(
+        permission_id="perm_1", permission={"status": "allowed", "resolved_at": moment,
+                                            "resolution": {"decision": "allow"}}))
+    resolved = await store.get_permission("perm_1")
+    assert resolved is not None and resolved.status == "allowed"
+    assert resolved.resolution == {"decision": "allow"}
+    assert await store.list_permissions(session_id="s1", statuses=["pending"]) == []
+    assert requested.seq == 1
+
+
+async def test_turns_are_found_by_client_id_and_it_is_unique(store: Store) -> None:
+    await store.create_session(session("s1"))
+    turn = TurnRecord(id="t1", session_id="s1", status="queued", prompt="x",
+                      created_at=datetime.now(UTC), client_id="c-1")
+    await store.create_turn(turn)
+    found = await store.turn_by_client_id("s1", "c-1")
+    assert found is not None and found.id == "t1"
+    assert await store.turn_by_client_id("s1", "c-2") is None
+    with pytest.raises(Exception, match="(?i)unique|integrity"):
+        await store.create_turn(TurnRecord(id="t2", session_id="s1", status="queued",
+                                           prompt="x", created_at=datetime.now(UTC),
+                                           client_id="c-1"))
+
+
+async def test_sessions_expired_by(store: Store) -> None:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(3):
+        record = session(f"s{i}", created=base)
+        record.expires_at = base + timedelta(hours=i)
+        await store.create_session(record)
+    await store.update_session("s0", status="ended")
+    found = await store.sessions_expired_by(base + timedelta(hours=1), ["idle"])
+    assert [s.id for s in found] == ["s1"]

@@ -888,12 +888,9 @@ class SessionManager:
                     if not live.closed:
                         await self.store.update_session(session_id, status="stopped")
         if self.settings.session_ttl_seconds > 0:
-            moment = now()
-            for status in ACTIVE_SESSION_STATUSES:
-                for record in await self._all_sessions(status):
-                    if record.expires_at is not None and record.expires_at <= moment and (
-                            self._is_idle(record.id) or record.id not in self._live):
-                        await self._close_session(record, "expired", "expired")
+            for record in await self.store.sessions_expired_by(now(), ACTIVE_SESSION_STATUSES):
+                if self._is_idle(record.id) or record.id not in self._live:
+                    await self._close_session(record, "expired", "expired")
 
 
 def encode_cursor(created_at: datetime, session_id: str) -> str:

@@ -39,6 +39,11 @@ class Store(Protocol):
         """Newest first; ``after`` is the (created_at, id) of the last row already seen."""
         ...
 
+    async def sessions_expired_by(self, moment: datetime, statuses: Sequence[str],
+                                  limit: int = 500) -> list[SessionRecord]:
+        """Sessions in ``statuses`` whose ``expires_at`` is at or before ``moment``."""
+        ...
+
     async def update_session(self, session_id: str, **fields: Any) -> None: ...
     async def add_session_usage(self, session_id: str, usage: Usage, *, turn_id: str | None,
                                 model: str | None) -> None:

@@ -71,6 +71,7 @@ sessions = Table(
     Column("context_tokens", BigInteger),
     Index("ix_sessions_owner_created", "owner", "created_at", "id"),
     Index("ix_sessions_status", "status"),
+    Index("ix_sessions_expires", "expires_at"),
 )
 
 turns = Table(

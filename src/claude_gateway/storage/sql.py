@@ -199,6 +199,15 @@ class SqlStore:
         return await self._read(
             lambda conn: [_session_from_row(r) for r in conn.execute(query).all()])
 
+    async def sessions_expired_by(self, moment: datetime, statuses: Sequence[str],
+                                  limit: int = 500) -> list[SessionRecord]:
+        table = schema.sessions
+        query = (select(table).where(table.c.expires_at <= moment,
+                                     table.c.status.in_(list(statuses)))
+                 .order_by(table.c.expires_at).limit(limit))
+        return await self._read(
+            lambda conn: [_session_from_row(r) for r in conn.execute(query).all()])
+
     async def update_session(self, session_id: str, **fields: Any) -> None:
         if not fields:
             return

@@ -1,4 +1,4 @@
-"""Permission requests, idempotent turns (client ids) and the session's context size.
+"""Permission requests, idempotent turns (client ids), context size, expiry index.
 
 Revision ID: 0002
 Revises: 0001
@@ -38,10 +38,12 @@ def upgrade() -> None:
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(sa.Column("context_window", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("context_tokens", sa.BigInteger(), nullable=True))
+        batch.create_index("ix_sessions_expires", ["expires_at"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("sessions") as batch:
+        batch.drop_index("ix_sessions_expires")
         batch.drop_column("context_tokens")
         batch.drop_column("context_window")
     with op.batch_alter_table("turns") as batch:
