@@ -252,3 +252,24 @@ def base64_png(size: int) -> str:
     import base64
 
     return base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * size).decode()
+
+
+async def test_deleting_the_session_cancels_its_pending_request(start_gateway: Any) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        session_id = await new_session(client)
+        turn = (await client.post(f"/v1/sessions/{session_id}/messages", json={
+            "prompt": f"{WRITE}\n@reply never", "timeoutMs": 0})).json()
+        request_id = (await wait_for_request(client, session_id))["data"]["requestId"]
+        assert (await client.delete(f"/v1/sessions/{session_id}")).status_code == 204
+        events = await events_of(client, session_id)
+        assert_error(await client.post(
+            f"/v1/sessions/{session_id}/permissions/{request_id}", json={"decision": "allow"}),
+            409, "PERMISSION_ALREADY_RESOLVED")
+    resolved = [e["data"] for e in events if e["type"] == "permission.resolved"]
+    assert [(r["status"], r["by"]) for r in resolved] == [("cancelled", "session_ended")]
+    failed = next(e for e in events if e["type"] == "turn.failed")
+    assert failed["turnId"] == turn["turnId"]
+    assert failed["data"]["error"]["code"] == "SESSION_ENDED"
+    assert events[-1]["type"] == "session.ended"
+    assert not (gateway.settings.workspace_root / session_id / "approved.txt").exists()
