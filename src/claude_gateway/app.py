@@ -11,12 +11,13 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from claude_gateway import __version__
-from claude_gateway.api import health, permissions, sessions, status, websocket
+from claude_gateway.api import files, health, permissions, sessions, status, websocket
 from claude_gateway.api.errors import install_error_handlers
 from claude_gateway.api.request_id import RequestIdMiddleware
 from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.cli_binary import find_cli
 from claude_gateway.runtime.environment import cli_environment
+from claude_gateway.services.files import FileService
 from claude_gateway.services.sessions import SessionManager
 from claude_gateway.settings import Settings
 from claude_gateway.storage.sql import SqlStore
@@ -49,6 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
         session_manager = SessionManager(settings, store, events, cli_path=cli_path,
                                          cli_env=cli_env)
         await session_manager.start()
+        app.state.files = FileService(settings.workspace_root,
+                                      max_upload_bytes=settings.max_upload_bytes)
         app.state.store = store
         app.state.events = events
         app.state.sessions = session_manager
@@ -79,4 +82,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(permissions.router)
     app.include_router(websocket.router)
+    app.include_router(files.router)
     return app

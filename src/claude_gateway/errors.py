@@ -13,10 +13,14 @@ GatewayError                      any failure with an API error code
     │   └── PathOutsideWorkspace  400 PATH_OUTSIDE_WORKSPACE
     ├── NotFound                  404 *_NOT_FOUND
     │   ├── SessionNotFound       404 SESSION_NOT_FOUND
-    │   └── PermissionNotFound    404 PERMISSION_NOT_FOUND
+    │   ├── PermissionNotFound    404 PERMISSION_NOT_FOUND
+    │   ├── FileNotFound          404 FILE_NOT_FOUND
+    │   └── RunNotFound           404 RUN_NOT_FOUND
     ├── Conflict                  409
     │   ├── SessionEnded          409 SESSION_ENDED / SESSION_EXPIRED
-    │   └── PermissionAlreadyResolved 409 PERMISSION_ALREADY_RESOLVED
+    │   ├── PermissionAlreadyResolved 409 PERMISSION_ALREADY_RESOLVED
+    │   ├── IsADirectory          409 IS_A_DIRECTORY
+    │   └── WorkspaceBusy         409 WORKSPACE_BUSY
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
     └── TooManyRequests           429 RATE_LIMITED
         └── MaxSessionsReached    429 MAX_SESSIONS_REACHED
@@ -124,6 +128,22 @@ class PermissionAlreadyResolved(Conflict):
     def __init__(self, request_id: str, status: str) -> None:
         super().__init__(f"Permission request {request_id} is already {status}",
                          details={"requestId": request_id, "status": status})
+
+
+class FileNotFound(NotFound):
+    code = "FILE_NOT_FOUND"
+
+
+class IsADirectory(Conflict):
+    code = "IS_A_DIRECTORY"
+
+
+class WorkspaceBusy(Conflict):
+    code = "WORKSPACE_BUSY"
+
+
+class RunNotFound(NotFound):
+    code = "RUN_NOT_FOUND"
 
 
 class PermissionModeNotAllowed(Forbidden):

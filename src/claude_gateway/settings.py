@@ -142,6 +142,22 @@ class Settings(BaseSettings):
         5 * 1024 * 1024, ge=1, description="Largest image (decoded) a prompt may carry; "
         "larger ones get 413.",
     )
+    max_upload_bytes: int = Field(
+        100 * 1024 * 1024, ge=1, description="Largest file `PUT /v1/files/...` accepts "
+        "(413 beyond it); uploads are streamed to disk, never held in memory.",
+    )
+    default_run_workspace: str = Field(
+        "default", description="Workspace of runs that name none (and of the spare "
+        "processes).",
+    )
+    spare_processes: int = Field(
+        1, ge=0, description="CLI processes kept started in the default run workspace so "
+        "that a run there does not wait for one to start. 0 disables.",
+    )
+    spare_workspaces: list[str] = Field(
+        default_factory=list, description="More workspaces to keep spare processes for "
+        "(a JSON list).",
+    )
     mock_model: bool = Field(
         False,
         description="Start the scripted mock model on a free loopback port and point "

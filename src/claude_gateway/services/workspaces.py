@@ -28,7 +28,11 @@ def resolve_inside(root: Path, relative: str) -> Path:
         raise PathOutsideWorkspace("Absolute paths are not allowed",
                                    details={"path": relative})
     real_root = root.resolve()
-    target = (real_root / relative).resolve()
+    try:
+        target = (real_root / relative).resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop, a name the OS refuses
+        raise InvalidPath("Path cannot be resolved (a symlink loop?)",
+                          details={"path": relative[:200]}) from exc
     if target != real_root and real_root not in target.parents:
         raise PathOutsideWorkspace("Path resolves outside the workspace root",
                                    details={"path": relative})

@@ -1,0 +1,81 @@
+"""``/v1/files/{path}``: list, read, write and delete files under the workspace root."""
+
+from __future__ import annotations
+
+import mimetypes
+import stat
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from claude_gateway.errors import InvalidRequest
+from claude_gateway.services.files import FileService
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "`PATH_OUTSIDE_WORKSPACE`, `INVALID_PATH`"},
+    404: {"description": "`FILE_NOT_FOUND`"},
+}
+
+
+class FileEntryOut(BaseModel):
+    name: str
+    type: str
+    size: int
+    modifiedAt: str
+
+
+class DirectoryOut(BaseModel):
+    path: str
+    entries: list[FileEntryOut]
+
+
+class WrittenOut(BaseModel):
+    path: str
+    size: int
+
+
+def files(request: Request) -> FileService:
+    service: FileService = request.app.state.files
+    return service
+
+
+@router.get("", response_model=DirectoryOut, responses=ERRORS)
+@router.get("/{path:path}", response_model=DirectoryOut, responses={
+    **ERRORS, 200: {"description": "A directory listing (JSON), or the file's bytes",
+                    "content": {"application/octet-stream": {}}}})
+async def read(request: Request, path: str = "") -> Any:
+    """A directory's entries, or a file's bytes (with its content type; Range supported)."""
+    service = files(request)
+    target, info = service.stat(path)
+    if stat.S_ISDIR(info.st_mode):
+        entries = service.list_dir(target)
+        return {"path": service.relative(target), "entries": [e.to_api() for e in entries]}
+    media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    return FileResponse(target, media_type=media_type, stat_result=info,
+                        content_disposition_type="inline", filename=target.name)
+
+
+@router.put("/{path:path}", status_code=201, response_model=WrittenOut, responses={
+    **ERRORS, 409: {"description": "`IS_A_DIRECTORY`"},
+    413: {"description": "`PAYLOAD_TOO_LARGE`"}})
+async def write(request: Request, path: str) -> dict[str, Any]:
+    """Write the raw request body to ``path`` (parents created, replaced atomically)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and not declared.isdigit():
+        raise InvalidRequest("Content-Length must be a number")
+    written, size = await files(request).write(
+        path, request.stream(), int(declared) if declared is not None else None)
+    return {"path": written, "size": size}
+
+
+@router.delete("/{path:path}", status_code=204, responses={
+    **ERRORS, 409: {"description": "`IS_A_DIRECTORY` (use recursive=true)"}})
+async def delete(request: Request, path: str,
+                 recursive: Annotated[bool, Query()] = False) -> Response:
+    """Delete a file, or a directory with ``recursive=true``."""
+    files(request).delete(path, recursive=recursive)
+    return Response(status_code=204)
