@@ -17,9 +17,9 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def files_gateway(start_gateway: Any, tmp_path: Path) -> AsyncIterator[Gateway]:
+def files_gateway(start_gateway: Any) -> Gateway:
     gateway: Gateway = start_gateway(max_upload_bytes=4096)
-    yield gateway
+    return gateway
 
 
 async def test_write_read_list_and_delete(files_gateway: Gateway) -> None:
