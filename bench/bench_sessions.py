@@ -82,6 +82,7 @@ class GatewayProcess:
             "CLAUDE_GATEWAY_UPSTREAM_API_KEY": "bench",
             "CLAUDE_GATEWAY_CLI_MAX_RETRIES": "1",
             "CLAUDE_GATEWAY_LOG_LEVEL": "WARNING",
+            "CLAUDE_GATEWAY_SPARE_PROCESSES": "0",
             **{f"CLAUDE_GATEWAY_{k.upper()}": v for k, v in settings.items()},
         })
         self.process = subprocess.Popen(

@@ -140,6 +140,7 @@ def start_gateway(tmp_path: Path, mock_model: MockModelServer
             "reaper_interval_seconds": 0.2,
             "sse_ping_seconds": 1,
             "max_processes": 4,
+            "spare_processes": 0,  # a test that wants spares asks for them
         }
         values.update(overrides)
         gateway = Gateway(make_settings(tmp_path, **values), mock_model).start()

@@ -27,6 +27,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CLAUDE_GATEWAY_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CLAUDE_GATEWAY_WORKSPACE_ROOT", str(tmp_path / "ws"))
+    monkeypatch.setenv("CLAUDE_GATEWAY_SPARE_PROCESSES", "0")
 
 
 def test_version_names_gateway_sdk_and_cli() -> None:

@@ -159,6 +159,7 @@ def gateway_process(tmp_path: Path, mock: MockModelServer, port: int) -> subproc
         "CLAUDE_GATEWAY_UPSTREAM_API_KEY": "test-key",
         "CLAUDE_GATEWAY_CLI_MAX_RETRIES": "1",
         "CLAUDE_GATEWAY_LOG_LEVEL": "WARNING",
+        "CLAUDE_GATEWAY_SPARE_PROCESSES": "0",
     })
     return subprocess.Popen(
         [sys.executable, "-m", "claude_gateway", "serve", "--port", str(port)],

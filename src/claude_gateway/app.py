@@ -11,13 +11,22 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from claude_gateway import __version__
-from claude_gateway.api import files, health, permissions, sessions, status, websocket
+from claude_gateway.api import (
+    files,
+    health,
+    permissions,
+    runs,
+    sessions,
+    status,
+    websocket,
+)
 from claude_gateway.api.errors import install_error_handlers
 from claude_gateway.api.request_id import RequestIdMiddleware
 from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.cli_binary import find_cli
 from claude_gateway.runtime.environment import cli_environment
 from claude_gateway.services.files import FileService
+from claude_gateway.services.runs import RunService
 from claude_gateway.services.sessions import SessionManager
 from claude_gateway.settings import Settings
 from claude_gateway.storage.sql import SqlStore
@@ -55,6 +64,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.store = store
         app.state.events = events
         app.state.sessions = session_manager
+        run_service = RunService(session_manager)
+        app.state.runs = run_service
         logger.info(
             "gateway started",
             extra={"version": __version__, "cli_path": str(cli_path),
@@ -64,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await run_service.close()
             await session_manager.close()
             await store.close()
             logger.info("gateway stopped")
@@ -83,4 +95,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(permissions.router)
     app.include_router(websocket.router)
     app.include_router(files.router)
+    app.include_router(runs.router)
     return app

@@ -25,4 +25,6 @@ async def status(request: Request) -> dict[str, Any]:
         "queues": {sid: len(s.queued) + (1 if s.current else 0)
                    for sid, s in sessions._live.items() if s.queued or s.current},
         "subscribers": sessions.events.subscriber_count(),
+        "busyWorkspaces": sessions.locks.busy(),
+        "spares": {w: sessions.spares.ready(w) for w in sessions.spares.workspaces},
     }

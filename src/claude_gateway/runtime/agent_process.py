@@ -27,6 +27,15 @@ STDERR_REPORT_BYTES = 8 * 1024
 """How much of the stderr tail goes into an event (the full tail stays in memory)."""
 
 
+@dataclass
+class ProcessBinding:
+    """Which session a process serves. Spare processes start unbound and are bound when
+    a run adopts them; callbacks given to the CLI at spawn read it when they are called."""
+
+    session_id: str | None = None
+    current_turn: Callable[[], str | None] = lambda: None
+
+
 @dataclass(frozen=True)
 class ProcessExit:
     """The process is gone: stopped on purpose, or it died."""
@@ -41,9 +50,10 @@ class AgentProcess:
     """One CLI process serving one session."""
 
     def __init__(self, options: ClaudeAgentOptions, *, stderr_tail: StderrTail,
-                 on_exit: Callable[[AgentProcess, ProcessExit], Awaitable[None]] | None = None
-                 ) -> None:
+                 on_exit: Callable[[AgentProcess, ProcessExit], Awaitable[None]] | None = None,
+                 binding: ProcessBinding | None = None) -> None:
         self.options = options
+        self.binding = binding or ProcessBinding()
         self.stderr_tail = stderr_tail
         self.on_exit = on_exit
         self.client = ClaudeSDKClient(options)

@@ -33,6 +33,17 @@ class AgentSpec:
     effort: str | None = None
     add_dirs: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    json_schema: dict[str, Any] | None = None
+    """Structured output: the final answer must match this JSON schema."""
+
+    @property
+    def fixed_at_spawn_is_default(self) -> bool:
+        """Whether a process started with default options can serve this spec (model
+        and permission mode can be changed on a live process; the rest cannot)."""
+        return (self.system_prompt is None and not self.append_system_prompt
+                and not self.allowed_tools and not self.disallowed_tools
+                and self.max_turns is None and self.effort is None and not self.add_dirs
+                and not self.env and self.json_schema is None)
 
     @classmethod
     def from_options(cls, model: str | None, permission_mode: str,
@@ -49,6 +60,7 @@ class AgentSpec:
             effort=options.get("effort"),
             add_dirs=list(options.get("addDirs") or []),
             env=dict(options.get("env") or {}),
+            json_schema=options.get("jsonSchema"),
         )
 
 
@@ -119,4 +131,6 @@ def build_options(
         session_store=session_store,
         extra_args=extra_args,
         can_use_tool=can_use_tool,
+        output_format=({"type": "json_schema", "schema": spec.json_schema}
+                       if spec.json_schema is not None else None),
     )

@@ -66,7 +66,7 @@ class ProcessPool:
         async with self._changed:
             self._reserved.discard(session_id)
             self._live[session_id] = process
-            self._record_pid(process)
+            self.track_pid(process)
             self._changed.notify_all()
 
     async def release(self, session_id: str, process: AgentProcess | None = None) -> None:
@@ -76,7 +76,7 @@ class ProcessPool:
             current = self._live.get(session_id)
             if current is not None and (process is None or current is process):
                 del self._live[session_id]
-                self._forget_pid(current)
+                self.forget_pid(current)
             self._changed.notify_all()
 
     async def notify(self) -> None:
@@ -85,13 +85,13 @@ class ProcessPool:
             self._changed.notify_all()
 
     # -- pid files: a crashed gateway's CLIs must not outlive it ---------------------
-    def _record_pid(self, process: AgentProcess) -> None:
+    def track_pid(self, process: AgentProcess) -> None:
         pid = process.pid
         if pid is not None:
             self.pid_dir.mkdir(parents=True, exist_ok=True)
             (self.pid_dir / str(pid)).write_text(str(process.options.cli_path))
 
-    def _forget_pid(self, process: AgentProcess) -> None:
+    def forget_pid(self, process: AgentProcess) -> None:
         pid = process.pid
         if pid is not None:
             with contextlib.suppress(FileNotFoundError):

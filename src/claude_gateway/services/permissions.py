@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from claude_agent_sdk.types import CanUseTool, PermissionResult, PermissionUpdat
 from claude_gateway.errors import InvalidRequest, PermissionAlreadyResolved, PermissionNotFound
 from claude_gateway.events.envelope import rfc3339
 from claude_gateway.events.log import EventLog
+from claude_gateway.runtime.agent_process import ProcessBinding
 from claude_gateway.storage.base import Store
 from claude_gateway.storage.records import PermissionRecord, StateChange
 
@@ -105,12 +105,15 @@ class PermissionBroker:
                                 "this request was waiting.")
             await self._record(record, decision)
 
-    def callback(self, session_id: str, current_turn: Callable[[], str | None]) -> CanUseTool:
-        """The ``can_use_tool`` given to one session's CLI process."""
+    def callback(self, binding: ProcessBinding) -> CanUseTool:
+        """The ``can_use_tool`` given to a CLI process; it asks for the session it serves."""
 
         async def can_use_tool(tool_name: str, tool_input: dict[str, Any],
                                context: ToolPermissionContext) -> PermissionResult:
-            return await self.ask(session_id, current_turn(), tool_name, tool_input, context)
+            if binding.session_id is None:
+                return PermissionResultDeny(message="This process serves no session yet.")
+            return await self.ask(binding.session_id, binding.current_turn(), tool_name,
+                                  tool_input, context)
 
         return can_use_tool
 

@@ -46,12 +46,14 @@ from claude_gateway.events.normalize import (
     turn_outcome,
     usage_of,
 )
-from claude_gateway.runtime.agent_process import AgentProcess, ProcessExit
+from claude_gateway.runtime.agent_process import AgentProcess, ProcessBinding, ProcessExit
 from claude_gateway.runtime.options import PERMISSION_MODES, AgentSpec, Launch, build_options
 from claude_gateway.runtime.process_pool import ProcessPool
+from claude_gateway.runtime.spares import SparePool
 from claude_gateway.runtime.stderr_tail import StderrTail
 from claude_gateway.services.permissions import PermissionBroker
 from claude_gateway.services.prompts import prompt_blocks
+from claude_gateway.services.workspace_locks import WorkspaceLocks
 from claude_gateway.services.workspaces import normalize_workspace_name, workspace_dir
 from claude_gateway.settings import Settings
 from claude_gateway.storage.base import Store
@@ -92,6 +94,11 @@ class SessionCreate:
     metadata: dict[str, Any] = field(default_factory=dict)
     resume: str | None = None
     fork_from: str | None = None
+    json_schema: dict[str, Any] | None = None
+    share_workspace: bool = False
+    """Let this session's turns run while another agent works in its workspace."""
+    kind: str = "session"
+    """``session``, or ``run`` (a one-shot run: ended after its turn, not listed)."""
 
 
 class DuplicateClientId(Exception):
@@ -134,6 +141,8 @@ class LiveSession:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     owner: str = ""
     owner_known: bool = False
+    workspace: str = ""
+    share_workspace: bool = False
     client_turns: dict[str, str] = field(default_factory=dict)
     """``clientId`` -> turn id of prompts accepted since the gateway started."""
     model: str | None = None
@@ -148,6 +157,7 @@ def session_to_api(record: SessionRecord, live: LiveSession | None = None) -> di
     options = record.options
     return {
         "id": record.id,
+        "kind": record.kind,
         "status": record.status,
         "model": record.model,
         "workspace": record.workspace,
@@ -195,6 +205,10 @@ class SessionManager:
         self.transcripts = TranscriptStore(store)
         self.permissions = PermissionBroker(store, events,
                                             timeout_seconds=settings.permission_timeout_seconds)
+        self.locks = WorkspaceLocks()
+        self.spares = SparePool(
+            [settings.default_run_workspace, *settings.spare_workspaces],
+            settings.spare_processes, self._start_spare)
         self.pool = ProcessPool(settings.max_processes, settings.data_dir / "pids")
         self._live: dict[str, LiveSession] = {}
         self._active_sessions = 0
@@ -219,6 +233,7 @@ class SessionManager:
                                        {"reason": "gateway_restarted"})
         self._active_sessions = await self.store.count_sessions(ACTIVE_SESSION_STATUSES)
         self._reaper = asyncio.create_task(self._reap_forever(), name="session-reaper")
+        self.spares.fill()
 
     async def _all_sessions(self, status: str) -> list[SessionRecord]:
         found: list[SessionRecord] = []
@@ -233,6 +248,7 @@ class SessionManager:
     async def close(self) -> None:
         """Stop every process and worker (no orphans)."""
         self._closing = True
+        await self.spares.close()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -264,8 +280,7 @@ class SessionManager:
     # -- reading -------------------------------------------------------------------
     async def get(self, session_id: str, owner: str | None = None) -> SessionRecord:
         record = await self.store.get_session(session_id)
-        if record is None or record.kind != "session" or (
-                owner is not None and record.owner != owner):
+        if record is None or (owner is not None and record.owner != owner):
             raise SessionNotFound(session_id)
         return record
 
@@ -300,16 +315,19 @@ class SessionManager:
             fork_of = source.claude_session_id
             # Transcripts are keyed by the working directory: fork in the same one.
             workspace_name = workspace_name or source.workspace
-        session_id = f"ses_{uuid.uuid4().hex}"
+        is_run = request.kind == "run"
+        session_id = f"{'run' if is_run else 'ses'}_{uuid.uuid4().hex}"
         workspace_name = normalize_workspace_name(workspace_name or session_id)
         workspace_dir(self.settings.workspace_root, workspace_name)
-        # Reserve a place under the cap before any await, so parallel creates can't
-        # overshoot it.
-        if self._active_sessions >= self.settings.max_sessions:
+        if is_run:
+            self.locks.acquire(workspace_name, session_id)  # 409 while another agent works
+        elif self._active_sessions >= self.settings.max_sessions:
             raise MaxSessionsReached(
                 f"At most {self.settings.max_sessions} sessions may exist at once",
                 details={"maxSessions": self.settings.max_sessions})
-        self._active_sessions += 1
+        # Reserve a place under the cap before any await, so parallel creates can't
+        # overshoot it.
+        self._active_sessions += 0 if is_run else 1
         try:
             moment = now()
             options = {
@@ -322,9 +340,11 @@ class SessionManager:
                 "addDirs": request.add_dirs,
                 "env": request.env,
                 "forkOf": fork_of,
+                "jsonSchema": request.json_schema,
+                "shareWorkspace": request.share_workspace,
             }
             record = SessionRecord(
-                id=session_id, status="starting", workspace=workspace_name,
+                id=session_id, status="starting", workspace=workspace_name, kind=request.kind,
                 permission_mode=mode, created_at=moment, last_activity_at=moment,
                 owner=owner, model=request.model or self.settings.default_model,
                 options=options, metadata=request.metadata,
@@ -332,13 +352,17 @@ class SessionManager:
             )
             await self.store.create_session(record)
         except BaseException:
-            self._active_sessions -= 1
+            if is_run:
+                self.locks.release(workspace_name, session_id)
+            else:
+                self._active_sessions -= 1
             raise
         await self.events.emit(session_id, "session.created",
                                {"session": session_to_api(record)})
         live = self._live_session(session_id)
         live.owner, live.owner_known = owner, True
         live.model, live.model_known = record.model, True
+        live.workspace, live.share_workspace = workspace_name, request.share_workspace
         # Start the process now so the first message finds it warm, but only into a free
         # slot: a session nobody has written to yet must not evict a warm one.
         live.spawning = asyncio.create_task(self._spawn(live, prestart=True))
@@ -407,11 +431,16 @@ class SessionManager:
                         "session_id": record.claude_session_id})
             await self.store.delete_session(session_id)
 
+    async def end(self, record: SessionRecord, reason: str) -> None:
+        """End a session (status ``ended``) and stop its process."""
+        await self._close_session(record, "ended", reason)
+
     async def _close_session(self, record: SessionRecord, status: str, reason: str) -> None:
         live = self._live_session(record.id)
         live.closed, live.closed_status = True, status
         await self.store.update_session(record.id, status=status, ended_at=now())
-        self._active_sessions = max(0, self._active_sessions - 1)
+        if record.kind == "session":
+            self._active_sessions = max(0, self._active_sessions - 1)
         for pending in list(live.queued):
             live.queued.remove(pending)
             await self._finish_turn_record(record.id, pending.id, "turn.failed", {
@@ -428,6 +457,7 @@ class SessionManager:
             # Let the running turn record how it ended before the session's last word.
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(current.done), 10)
+        self.locks.release(record.workspace, record.id)
         await self.events.emit(record.id, "session.ended", {"reason": reason,
                                                             "status": status})
 
@@ -450,8 +480,12 @@ class SessionManager:
                 raise SessionEnded(session_id, record.status)
             live = self._live_session(session_id)
             live.owner, live.owner_known = record.owner, True
+            live.workspace = record.workspace
+            live.share_workspace = bool(record.options.get("shareWorkspace"))
         if live.closed:
             raise SessionEnded(session_id, live.closed_status)
+        if not live.share_workspace:
+            self.locks.acquire(live.workspace, session_id)
         blocks = prompt_blocks(prompt, self.settings.max_image_bytes)
         if not isinstance(prompt, str):
             prompt = blocks  # images normalized to base64 sources
@@ -553,6 +587,8 @@ class SessionManager:
                         "error": {"code": "INTERNAL_ERROR", "message": str(exc)}}, pending)
             finally:
                 live.current = None
+                if not live.queued:
+                    self.locks.release(live.workspace, live.id)
                 await self.pool.notify()
 
     @staticmethod
@@ -791,33 +827,29 @@ class SessionManager:
                 launch = Launch(resume=record.options["forkOf"], fork=True)
             else:
                 launch = Launch(session_id=str(uuid.uuid4()))
-            tail = StderrTail()
-            cwd = workspace_dir(self.settings.workspace_root, record.workspace)
-            options = build_options(
-                spec, cwd=cwd, cli_path=self.cli_path, base_env=self.cli_env, launch=launch,
-                stderr=tail.append, session_store=self.transcripts,
-                can_use_tool=self.permissions.callback(
-                    live.id, lambda: live.current.id if live.current else None),
-                allow_bypass=self.settings.allow_bypass_permissions,
-                running_as_root=os.geteuid() == 0)
-            process = AgentProcess(options, stderr_tail=tail, on_exit=self._on_exit)
-            try:
-                await asyncio.wait_for(process.start(), self.settings.spawn_timeout_seconds)
-            except BaseException as exc:
-                await self.pool.release(live.id)
-                with contextlib.suppress(Exception):
-                    await process.stop()
-                if not isinstance(exc, Exception):
-                    raise
-                error = {"detail": f"{exc.__class__.__name__}: {exc}",
-                         "stderr": tail.text(8192)}
-                self._last_spawn_error[live.id] = error
-                logger.warning("CLI process failed to start",
-                               extra={"session_id": live.id, "error": error["detail"]})
-                await self.store.update_session(live.id, status="failed")
-                await self.events.emit(live.id, "process.stopped",
-                                       {"reason": "start_failed", **error})
-                return None
+            binding = ProcessBinding(live.id, lambda: live.current.id if live.current else None)
+            process = await self._adopt_spare(record, spec, launch, binding)
+            adopted = process is not None
+            if process is None:
+                process = self._new_process(spec, record.workspace, launch, binding)
+                try:
+                    await asyncio.wait_for(process.start(),
+                                           self.settings.spawn_timeout_seconds)
+                except BaseException as exc:
+                    await self.pool.release(live.id)
+                    with contextlib.suppress(Exception):
+                        await process.stop()
+                    if not isinstance(exc, Exception):
+                        raise
+                    error = {"detail": f"{exc.__class__.__name__}: {exc}",
+                             "stderr": process.stderr_tail.text(8192)}
+                    self._last_spawn_error[live.id] = error
+                    logger.warning("CLI process failed to start",
+                                   extra={"session_id": live.id, "error": error["detail"]})
+                    await self.store.update_session(live.id, status="failed")
+                    await self.events.emit(live.id, "process.stopped",
+                                           {"reason": "start_failed", **error})
+                    return None
             if live.closed:  # deleted while it started
                 await self.pool.release(live.id)
                 await process.stop()
@@ -828,8 +860,60 @@ class SessionManager:
                                             else "idle")
             await self.events.emit(live.id, "process.started", {
                 "pid": process.pid, "resumed": launch.resume is not None,
-                "forked": launch.fork})
+                "forked": launch.fork, "spare": adopted})
             return process
+
+    def _new_process(self, spec: AgentSpec, workspace: str, launch: Launch,
+                     binding: ProcessBinding) -> AgentProcess:
+        tail = StderrTail()
+        cwd = workspace_dir(self.settings.workspace_root, workspace)
+        options = build_options(
+            spec, cwd=cwd, cli_path=self.cli_path, base_env=self.cli_env, launch=launch,
+            stderr=tail.append, session_store=self.transcripts,
+            can_use_tool=self.permissions.callback(binding),
+            allow_bypass=self.settings.allow_bypass_permissions,
+            running_as_root=os.geteuid() == 0)
+        return AgentProcess(options, stderr_tail=tail, on_exit=self._on_exit, binding=binding)
+
+    async def _start_spare(self, workspace: str) -> AgentProcess | None:
+        """A process with default options, serving nobody yet (for the SparePool)."""
+        spec = AgentSpec(model=self.settings.default_model)
+        process = self._new_process(spec, workspace, Launch(session_id=str(uuid.uuid4())),
+                                    ProcessBinding())
+        try:
+            await asyncio.wait_for(process.start(), self.settings.spawn_timeout_seconds)
+        except Exception:
+            logger.warning("spare CLI process failed to start", exc_info=True,
+                           extra={"workspace": workspace})
+            with contextlib.suppress(Exception):
+                await process.stop()
+            return None
+        self.pool.track_pid(process)
+        return process
+
+    async def _adopt_spare(self, record: SessionRecord, spec: AgentSpec, launch: Launch,
+                           binding: ProcessBinding) -> AgentProcess | None:
+        """A spare can serve a new conversation whose spawn-time options are the defaults."""
+        if launch.resume is not None or not spec.fixed_at_spawn_is_default:
+            return None
+        process = self.spares.take(record.workspace)
+        if process is None:
+            return None
+        try:
+            if spec.model != self.settings.default_model:
+                await process.set_model(spec.model)
+            if spec.permission_mode != "default":
+                await process.set_permission_mode(spec.permission_mode)
+        except Exception:
+            logger.warning("could not adapt a spare process", exc_info=True)
+            self.pool.forget_pid(process)
+            with contextlib.suppress(Exception):
+                await process.stop()
+            return None
+        process.binding.session_id = binding.session_id
+        process.binding.current_turn = binding.current_turn
+        self.pool.forget_pid(process)  # attach() tracks it again under the session
+        return process
 
     async def _on_exit(self, process: AgentProcess, exit_: ProcessExit) -> None:
         """A process ended; if nobody is waiting on it (an idle death), record it."""

@@ -39,6 +39,11 @@ class Store(Protocol):
         """Newest first; ``after`` is the (created_at, id) of the last row already seen."""
         ...
 
+    async def latest_conversation(self, workspace: str, owner: str | None = None
+                                  ) -> SessionRecord | None:
+        """The session (or run) in ``workspace`` most recently active with a conversation."""
+        ...
+
     async def sessions_expired_by(self, moment: datetime, statuses: Sequence[str],
                                   limit: int = 500) -> list[SessionRecord]:
         """Sessions in ``statuses`` whose ``expires_at`` is at or before ``moment``."""

@@ -199,6 +199,21 @@ class SqlStore:
         return await self._read(
             lambda conn: [_session_from_row(r) for r in conn.execute(query).all()])
 
+    async def latest_conversation(self, workspace: str, owner: str | None = None
+                                  ) -> SessionRecord | None:
+        table = schema.sessions
+        query = select(table).where(table.c.workspace == workspace,
+                                    table.c.claude_session_id.is_not(None))
+        if owner is not None:
+            query = query.where(table.c.owner == owner)
+        query = query.order_by(table.c.last_activity_at.desc(), table.c.id.desc()).limit(1)
+
+        def work(conn: Connection) -> SessionRecord | None:
+            row = conn.execute(query).first()
+            return _session_from_row(row) if row else None
+
+        return await self._read(work)
+
     async def sessions_expired_by(self, moment: datetime, statuses: Sequence[str],
                                   limit: int = 500) -> list[SessionRecord]:
         table = schema.sessions

@@ -1,0 +1,137 @@
+"""``/v1/runs``: one prompt in a workspace, answered as JSON or streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from claude_gateway.api.models import ApiModel, EffortName, PermissionModeName, UsageOut
+from claude_gateway.api.sessions import owner_of
+from claude_gateway.api.sse import event_stream_response
+from claude_gateway.errors import RunNotFound
+from claude_gateway.services.prompts import Prompt
+from claude_gateway.services.runs import RunRequest, RunService, run_result
+from claude_gateway.storage.records import EventRecord
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+
+class RunBody(ApiModel):
+    prompt: Prompt
+    workspace: str | None = Field(
+        None, description="Relative workspace name; empty: the default run workspace.")
+    model: str | None = None
+    system_prompt: str | None = None
+    append_system_prompt: str | None = None
+    json_schema: dict[str, Any] | None = Field(
+        None, description="The answer must match this JSON schema (`structuredOutput`).")
+    effort: EffortName | None = None
+    permission_mode: PermissionModeName | None = None
+    continue_: bool = Field(False, alias="continue",
+                            description="Continue the latest conversation in the workspace.")
+    resume: str | None = Field(None, description="A Claude session id to continue.")
+    stream: bool = False
+    detach: bool = Field(False, description="Keep running if the client disconnects.")
+
+
+class RunOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    runId: str
+    sessionId: str
+    claudeSessionId: str | None
+    status: str
+    result: str | None = None
+    structuredOutput: Any = None
+    usage: UsageOut | None = None
+    totalCostUsd: float | None = None
+    durationMs: int | None = None
+
+
+class CancelOut(BaseModel):
+    runId: str
+    cancelled: bool
+
+
+def runs(request: Request) -> RunService:
+    service: RunService = request.app.state.runs
+    return service
+
+
+@router.post("", response_model=RunOut, responses={
+    400: {"description": "`INVALID_REQUEST`, `PATH_OUTSIDE_WORKSPACE`"},
+    409: {"description": "`WORKSPACE_BUSY`"},
+    200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream"}})
+async def create_run(request: Request, body: Annotated[RunBody, Body()]) -> Any:
+    """Run one prompt in a workspace and answer with its result (or stream its events)."""
+    service = runs(request)
+    owner = owner_of(request)
+    record, pending = await service.start(RunRequest(
+        prompt=body.prompt, workspace=body.workspace, model=body.model,
+        system_prompt=body.system_prompt, append_system_prompt=body.append_system_prompt,
+        json_schema=body.json_schema, effort=body.effort, permission_mode=body.permission_mode,
+        continue_conversation=body.continue_, resume=body.resume), owner or "")
+    if body.stream:
+        events = service.sessions.turn_events(record.id, pending.id, pending.queued_seq - 1)
+
+        async def guarded() -> AsyncIterator[EventRecord]:
+            finished = False
+            try:
+                async for event in events:
+                    yield event
+                finished = pending.done.done()
+            finally:
+                if not finished and not body.detach and not pending.done.done():
+                    # The client went away: nobody will read this run's answer.
+                    asyncio.get_running_loop().create_task(
+                        cancel_quietly(service, record.id, owner))
+
+        return event_stream_response(guarded(), request.app.state.settings.sse_ping_seconds,
+                                     headers={"X-Run-Id": record.id})
+    while True:
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(pending.done), 0.25)
+            break
+        except TimeoutError:
+            if not body.detach and await request.is_disconnected():
+                await cancel_quietly(service, record.id, owner)
+                outcome = await asyncio.shield(pending.done)
+                break
+    record = await service.sessions.get(record.id)
+    return run_result(record, outcome)
+
+
+async def cancel_quietly(service: RunService, run_id: str, owner: str | None) -> None:
+    with contextlib.suppress(Exception):
+        await service.cancel(run_id, owner)
+
+
+@router.get("/{run_id}", response_model=RunOut, responses={404: {"description":
+                                                                 "`RUN_NOT_FOUND`"}})
+async def get_run(request: Request, run_id: str) -> dict[str, Any]:
+    """A run's state and, once it has finished, its result."""
+    service = runs(request)
+    try:
+        record = await service.sessions.get(run_id, owner_of(request))
+    except Exception:
+        record = None
+    if record is None or record.kind != "run":
+        raise RunNotFound(f"Run {run_id} not found", details={"runId": run_id})
+    turns = await service.sessions.store.list_turns(run_id)
+    turn = turns[-1] if turns else None
+    outcome: dict[str, Any] = {"status": turn.status if turn else "queued"}
+    if turn is not None:
+        outcome.update({"turnId": turn.id, **(turn.outcome or {})})
+    return run_result(record, outcome)
+
+
+@router.post("/{run_id}/cancel", response_model=CancelOut,
+             responses={404: {"description": "`RUN_NOT_FOUND` (unknown or not running)"}})
+async def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
+    """Stop a running run."""
+    await runs(request).cancel(run_id, owner_of(request))
+    return {"runId": run_id, "cancelled": True}

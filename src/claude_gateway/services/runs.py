@@ -1,0 +1,109 @@
+"""``RunService``: one prompt in a workspace, as a short-lived session.
+
+A run is a session of kind ``run``: it takes its workspace's lock (409 WORKSPACE_BUSY
+while another agent works there), runs one turn, and ends. Its history and events stay
+readable under its id like any session's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from claude_gateway.errors import RunNotFound
+from claude_gateway.services.sessions import PendingTurn, SessionCreate, SessionManager
+from claude_gateway.services.workspaces import normalize_workspace_name
+from claude_gateway.storage.records import SessionRecord
+
+logger = logging.getLogger("claude_gateway.runs")
+
+
+@dataclass
+class RunRequest:
+    prompt: str | list[Any]
+    workspace: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    append_system_prompt: str | None = None
+    json_schema: dict[str, Any] | None = None
+    effort: str | None = None
+    permission_mode: str | None = None
+    continue_conversation: bool = False
+    resume: str | None = None
+
+
+class RunService:
+    """Starts, finishes and cancels runs on top of the SessionManager."""
+
+    def __init__(self, sessions: SessionManager) -> None:
+        self.sessions = sessions
+        self._finishers: set[asyncio.Task[None]] = set()
+
+    async def start(self, request: RunRequest, owner: str = "") -> tuple[SessionRecord,
+                                                                         PendingTurn]:
+        settings = self.sessions.settings
+        workspace = normalize_workspace_name(request.workspace or settings.default_run_workspace)
+        resume = request.resume
+        if request.continue_conversation and resume is None:
+            latest = await self.sessions.store.latest_conversation(workspace, owner or None)
+            resume = latest.claude_session_id if latest else None
+        record = await self.sessions.create(SessionCreate(
+            kind="run", workspace=workspace, model=request.model,
+            permission_mode=request.permission_mode, system_prompt=request.system_prompt,
+            append_system_prompt=request.append_system_prompt, effort=request.effort,
+            json_schema=request.json_schema, resume=resume,
+        ), owner=owner)
+        try:
+            pending = await self.sessions.send_message(record.id, owner or None, request.prompt)
+        except BaseException:
+            await self._finish(record.id)
+            raise
+        finisher = asyncio.create_task(self._finish_after(record.id, pending))
+        self._finishers.add(finisher)
+        finisher.add_done_callback(self._finishers.discard)
+        return record, pending
+
+    async def _finish_after(self, run_id: str, pending: PendingTurn) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(pending.done)
+        await self._finish(run_id)
+
+    async def _finish(self, run_id: str) -> None:
+        """The run's turn is over: end its session, which stops its process."""
+        try:
+            record = await self.sessions.get(run_id)
+            if record.status not in ("ended", "expired"):
+                await self.sessions.end(record, "run_finished")
+        except Exception:
+            logger.exception("could not end run", extra={"run_id": run_id})
+
+    async def cancel(self, run_id: str, owner: str | None) -> None:
+        """Interrupt a running run; 404 when it is unknown, someone else's, or done."""
+        try:
+            record = await self.sessions.get(run_id, owner)
+        except Exception:
+            raise RunNotFound(f"Run {run_id} not found", details={"runId": run_id}) from None
+        live = self.sessions.live(run_id)
+        if record.kind != "run" or live is None or (live.current is None and not live.queued):
+            raise RunNotFound(f"Run {run_id} is not running",
+                              details={"runId": run_id, "status": record.status})
+        await self.sessions.interrupt(run_id, owner, clear_queue=True)
+
+    async def close(self) -> None:
+        for task in list(self._finishers):
+            task.cancel()
+        await asyncio.gather(*self._finishers, return_exceptions=True)
+
+
+def run_result(record: SessionRecord, outcome: dict[str, Any]) -> dict[str, Any]:
+    """The JSON answer of a finished run."""
+    return {
+        "runId": record.id,
+        "sessionId": record.id,
+        "claudeSessionId": outcome.get("claudeSessionId") or record.claude_session_id,
+        "workspace": record.workspace,
+        **{k: v for k, v in outcome.items() if k != "claudeSessionId"},
+    }
