@@ -35,6 +35,9 @@ class CreateSessionBody(ApiModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     resume: str | None = Field(None, description="A Claude session id to continue.")
     fork_from: str | None = Field(None, description="A gateway session id to fork.")
+    share_workspace: bool = Field(
+        False, description="Let turns run while another agent works in the workspace "
+        "(otherwise 409 WORKSPACE_BUSY).")
 
 
 class PatchSessionBody(ApiModel):

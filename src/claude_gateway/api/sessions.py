@@ -56,6 +56,7 @@ async def create_session(request: Request,
         allowed_tools=body.allowed_tools, disallowed_tools=body.disallowed_tools,
         max_turns=body.max_turns, effort=body.effort, add_dirs=body.add_dirs, env=body.env,
         metadata=body.metadata, resume=body.resume, fork_from=body.fork_from,
+        share_workspace=body.share_workspace,
     ), owner=owner_of(request) or "")
     return sessions.to_api(record)
 

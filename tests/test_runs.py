@@ -1,0 +1,164 @@
+"""One-shot runs with the real CLI and the scripted model."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from claude_gateway.testing.mock_model import MockModelServer
+from tests.conftest import Gateway, wait_until
+from tests.sse import collect, is_turn_end
+from tests.test_session_lifecycle import assert_error
+
+pytestmark = [pytest.mark.cli, pytest.mark.anyio]
+
+
+async def test_a_run_writes_a_file_that_the_files_api_reads_back(
+    start_gateway: Any, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        response = await client.post("/v1/runs", json={
+            "workspace": "site", "permissionMode": "acceptEdits",
+            "prompt": 'Make the page.\n@tool Write {"file_path": "index.html", '
+                      '"content": "<h1>hi</h1>"}\n@reply Made index.html.'})
+        assert response.status_code == 200, response.text
+        run = response.json()
+        assert run["status"] == "completed" and run["result"] == "Made index.html."
+        assert run["runId"].startswith("run_") and run["sessionId"] == run["runId"]
+        assert run["claudeSessionId"] and run["usage"]["inputTokens"] > 0
+        assert run["durationMs"] >= 0 and run["totalCostUsd"] > 0
+        page = await client.get("/v1/files/site/index.html")
+        assert page.content == b"<h1>hi</h1>"
+        assert page.headers["content-type"].startswith("text/html")
+        # A run is a short-lived session: ended, its history and events readable.
+        await wait_until(lambda: gateway.app.state.sessions.live(run["runId"]) is None
+                         or gateway.app.state.sessions.live(run["runId"]).closed)
+        session = (await client.get(f"/v1/sessions/{run['runId']}")).json()
+        assert session["kind"] == "run" and session["status"] == "ended"
+        assert (await client.get(f"/v1/sessions/{run['runId']}/messages")).json()[
+            "pagination"]["total"] == 4
+        assert run["runId"] not in [s["id"] for s in
+                                    (await client.get("/v1/sessions")).json()["sessions"]]
+        fetched = (await client.get(f"/v1/runs/{run['runId']}")).json()
+        assert fetched["status"] == "completed" and fetched["result"] == "Made index.html."
+
+
+async def test_a_streamed_run_and_structured_output(start_gateway: Any) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        events = await collect(client, "POST", "/v1/runs",
+                               json={"prompt": "@reply streamed run", "stream": True},
+                               until=is_turn_end)
+        assert events[0]["type"] == "turn.queued"
+        assert events[-1]["type"] == "turn.completed"
+        assert "".join(e["data"]["text"] for e in events
+                       if e["type"] == "message.delta") == "streamed run"
+        schema = {"type": "object", "properties": {"answer": {"type": "integer"}},
+                  "required": ["answer"]}
+        structured = (await client.post("/v1/runs", json={
+            "prompt": '@tool StructuredOutput {"answer": 42}', "jsonSchema": schema})).json()
+    assert structured["status"] == "completed"
+    assert structured["structuredOutput"] == {"answer": 42}
+
+
+async def test_continue_and_resume_carry_the_history(
+    start_gateway: Any, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        first = (await client.post("/v1/runs", json={
+            "workspace": "notes", "prompt": "The answer is 7.\n@reply Noted."})).json()
+        continued = (await client.post("/v1/runs", json={
+            "workspace": "notes", "continue": True,
+            "prompt": "What was it?\n@reply 7."})).json()
+        resumed = (await client.post("/v1/runs", json={
+            "workspace": "notes", "resume": first["claudeSessionId"],
+            "prompt": "Once more?\n@reply 7 again."})).json()
+        fresh = (await client.post("/v1/runs", json={
+            "workspace": "notes", "prompt": "New topic.\n@reply ok"})).json()
+    assert [r["status"] for r in (first, continued, resumed, fresh)] == ["completed"] * 4
+    assert continued["claudeSessionId"] == first["claudeSessionId"]
+    requests = mock_model.model.requests
+    assert requests[1].user_texts() == ["The answer is 7.\n@reply Noted.",
+                                        "What was it?\n@reply 7."]
+    assert requests[2].user_texts()[0] == "The answer is 7.\n@reply Noted."
+    assert requests[3].user_texts() == ["New topic.\n@reply ok"]
+
+
+async def test_a_busy_workspace_refuses_a_second_agent_and_a_slow_run_is_cancelled(
+    start_gateway: Any,
+) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client, gateway.client() as other:
+        slow_prompt = "@slow 0.5\n@reply " + "w " * 60
+        async with anyio.create_task_group() as group:
+            results: dict[str, httpx.Response] = {}
+
+            async def slow_run() -> None:
+                results["slow"] = await client.post("/v1/runs", json={
+                    "workspace": "busy", "prompt": slow_prompt})
+
+            group.start_soon(slow_run)
+            await wait_until(lambda: gateway.app.state.sessions.locks.holder("busy"))
+            run_id = gateway.app.state.sessions.locks.holder("busy")
+            assert_error(await other.post("/v1/runs", json={"workspace": "busy",
+                                                            "prompt": "@reply no"}),
+                         409, "WORKSPACE_BUSY")
+            session = (await other.post("/v1/sessions", json={"workspace": "busy"})).json()
+            assert_error(await other.post(f"/v1/sessions/{session['id']}/messages",
+                                          json={"prompt": "@reply no"}),
+                         409, "WORKSPACE_BUSY")
+            shared = (await other.post("/v1/sessions", json={"workspace": "busy",
+                                                             "shareWorkspace": True})).json()
+            ok = await other.post(f"/v1/sessions/{shared['id']}/messages",
+                                  json={"prompt": "@reply sharing is fine"})
+            assert ok.json()["result"] == "sharing is fine"
+            await collect(other, "GET", f"/v1/sessions/{run_id}/events",
+                          until=lambda e: e["type"] == "message.delta")
+            started = time.monotonic()
+            cancelled = await other.post(f"/v1/runs/{run_id}/cancel")
+            assert cancelled.json() == {"runId": run_id, "cancelled": True}
+        assert time.monotonic() - started < 20  # the scripted stream needs 30 s
+        assert results["slow"].json()["status"] == "interrupted"
+        assert_error(await other.post(f"/v1/runs/{run_id}/cancel"), 404, "RUN_NOT_FOUND")
+        assert_error(await other.post("/v1/runs/run_unknown/cancel"), 404, "RUN_NOT_FOUND")
+        # The workspace is free again.
+        again = await other.post("/v1/runs", json={"workspace": "busy", "prompt": "@reply free"})
+        assert again.json()["result"] == "free"
+
+
+async def test_a_client_that_disconnects_cancels_its_run_unless_detached(
+    start_gateway: Any,
+) -> None:
+    gateway: Gateway = start_gateway()
+    slow = "@slow 0.5\n@reply " + "w " * 60
+    async with gateway.client() as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post("/v1/runs", json={"workspace": "a", "prompt": slow},
+                              timeout=1.5)
+        detached_task_started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post("/v1/runs", json={"workspace": "b", "prompt": "@slow 0.2\n"
+                                                 "@reply " + "d " * 10, "detach": True},
+                              timeout=1.0)
+        sessions = gateway.app.state.sessions
+        runs = [r for r in await sessions.store.list_sessions(limit=50) if r.kind == "run"]
+        assert runs == []  # runs are not listed as sessions
+
+        async def outcome(workspace: str) -> str:
+            latest = await sessions.store.latest_conversation(workspace)
+            if latest is None:
+                return ""
+            turns = await sessions.store.list_turns(latest.id)
+            return turns[-1].status if turns else ""
+
+        async def both_done() -> bool:
+            return (await outcome("a"), await outcome("b")) == ("interrupted", "completed")
+
+        await wait_until(both_done)
+    assert time.monotonic() - detached_task_started < 30
