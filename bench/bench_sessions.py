@@ -11,6 +11,8 @@ model answers instantly, so the numbers are the gateway's and the CLI's own cost
       vs spawning the process when the first message arrives    target <= 0.6
   (d) gateway RSS per idle session, CLI processes excluded       target < 1 MB
   (e) interrupt of a streaming turn until turn.interrupted       target < 1 s
+  (f) a run in the default workspace with a spare process
+      vs a run that spawns its CLI                               target <= 0.6
 """
 
 from __future__ import annotations
@@ -261,13 +263,41 @@ async def bench_interrupt(gateway: GatewayProcess, runs: int) -> list[float]:
     return latencies
 
 
+async def bench_runs(scratch: Path, mock: MockModelServer, runs: int) -> dict[str, list[float]]:
+    """A run in the default workspace with a spare process vs one that spawns its CLI."""
+    results: dict[str, list[float]] = {}
+    for name, spares in (("spare", "1"), ("spawn", "0")):
+        (scratch / name).mkdir(exist_ok=True)
+        gateway = GatewayProcess(scratch / name, mock, spare_processes=spares,
+                                 max_processes="4")
+        times = []
+        try:
+            await gateway.wait()
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+                for i in range(runs):
+                    for _ in range(600):  # let the pool refill, as between real requests
+                        status = (await client.get("/v1/status")).json()
+                        if spares == "0" or status["spares"].get("default") == 1:
+                            break
+                        await asyncio.sleep(0.05)
+                    started = time.perf_counter()
+                    run = (await client.post("/v1/runs", json={"prompt": f"@reply r{i}"})).json()
+                    times.append(time.perf_counter() - started)
+                    assert run["status"] == "completed", run
+        finally:
+            gateway.stop()
+        results[name] = times
+    return results
+
+
 def median_ms(values: list[float]) -> float:
     return round(statistics.median(values) * 1000, 1)
 
 
 async def main(quick: bool) -> dict[str, Any]:
     scratch = isolate()
-    turns, resumes, firsts, idle, interrupts = (5, 2, 2, 50, 2) if quick else (30, 8, 6, 300, 5)
+    turns, resumes, firsts, idle, interrupts, runs = (
+        (5, 2, 2, 50, 2, 2) if quick else (30, 8, 6, 300, 5, 6))
     mock = MockModelServer(MockModel()).start()
     gateway = GatewayProcess(scratch, mock, max_processes="4")
     try:
@@ -279,6 +309,7 @@ async def main(quick: bool) -> dict[str, Any]:
     finally:
         gateway.stop()
     memory = await bench_idle_memory(scratch, mock, idle)
+    run_times = await bench_runs(scratch, mock, runs)
     mock.stop()
 
     rows = [
@@ -288,14 +319,18 @@ async def main(quick: bool) -> dict[str, Any]:
          median_ms(resume), "<= 0.15"),
         ("c", "first message: pre-started / spawn at message", median_ms(first["prestarted"]),
          median_ms(first["spawn_at_message"]), "<= 0.6"),
+        ("f", "run: with a spare process / spawning one", median_ms(run_times["spare"]),
+         median_ms(run_times["spawn"]), "<= 0.6"),
     ]
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     results: dict[str, Any] = {"machine": machine,
                                "runs": {"turns": turns, "resumes": resumes, "first": firsts,
-                                        "idle_sessions": idle, "interrupts": interrupts},
+                                        "idle_sessions": idle, "interrupts": interrupts,
+                                        "runs": runs},
                                "comparisons": [], "raw": {
                                    "warm": warm, "resume": resume, "first": first,
-                                   "interrupt": interrupt, "memory": memory}}
+                                   "interrupt": interrupt, "memory": memory,
+                                   "runs": run_times}}
     print(f"{'':3}{'comparison':48}{'ours ms':>10}{'theirs ms':>11}{'ratio':>8}  target")
     for key, name, ours, theirs, target in rows:
         ratio = round(ours / theirs, 3)

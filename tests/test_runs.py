@@ -13,6 +13,7 @@ from claude_gateway.testing.mock_model import MockModelServer
 from tests.conftest import Gateway, wait_until
 from tests.sse import collect, is_turn_end
 from tests.test_session_lifecycle import assert_error
+from tests.test_session_turns import events_of
 
 pytestmark = [pytest.mark.cli, pytest.mark.anyio]
 
@@ -162,3 +163,31 @@ async def test_a_client_that_disconnects_cancels_its_run_unless_detached(
 
         await wait_until(both_done)
     assert time.monotonic() - detached_task_started < 30
+
+
+async def test_a_spare_process_serves_a_run_and_is_refilled(
+    start_gateway: Any, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway(spare_processes=1)
+    sessions = gateway.app.state.sessions
+    await wait_until(lambda: sessions.spares.ready("default") == 1)
+    async with gateway.client() as client:
+        assert (await client.get("/v1/status")).json()["spares"] == {"default": 1}
+        first = (await client.post("/v1/runs", json={
+            "model": "claude-picked-live", "prompt": "@reply from a spare"})).json()
+        assert first["result"] == "from a spare"
+        started = [e["data"] for e in await events_of(client, first["runId"])
+                   if e["type"] == "process.started"]
+        assert started == [{"pid": started[0]["pid"], "resumed": False, "forked": False,
+                            "spare": True}]
+        # The pool refills behind the run.
+        await wait_until(lambda: sessions.spares.ready("default") == 1)
+        # Options fixed at spawn (a system prompt) need a fresh process: the spare stays.
+        custom = (await client.post("/v1/runs", json={
+            "systemPrompt": "Be terse.", "prompt": "@reply custom"})).json()
+        custom_started = [e["data"] for e in await events_of(client, custom["runId"])
+                          if e["type"] == "process.started"]
+    assert custom_started[0]["spare"] is False
+    assert sessions.spares.adopted == 1 and sessions.spares.ready("default") == 1
+    assert mock_model.model.requests[0].model == "claude-picked-live"
+    assert mock_model.model.requests[1].system_text.strip().endswith("Be terse.")
