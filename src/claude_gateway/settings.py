@@ -158,6 +158,34 @@ class Settings(BaseSettings):
         default_factory=list, description="More workspaces to keep spare processes for "
         "(a JSON list).",
     )
+    openai_models: list[str] = Field(
+        default_factory=lambda: ["sonnet", "opus", "haiku"],
+        description="Models `GET /v1/models` lists (aliases or full names; a JSON list). "
+        "Requests may prefix them with `claude-gateway/`.",
+    )
+    openai_workspace: str = Field(
+        "openai", description="Workspace of OpenAI-compatible requests without an "
+        "`X-Workspace` header.",
+    )
+    openai_permission_mode: Literal["default", "acceptEdits", "plan", "dontAsk"] = Field(
+        "acceptEdits", description="Permission mode of OpenAI-compatible sessions. Their "
+        "clients cannot answer permission prompts, so any tool call the mode does not "
+        "allow is denied.",
+    )
+    openai_fetch_image_urls: bool = Field(
+        False, description="Let OpenAI `image_url` parts name http(s) URLs, fetched by the "
+        "gateway (within the image size limit and a 10 s timeout). `data:` URLs always work.",
+    )
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
+        description="`Host` values the MCP endpoint accepts (DNS-rebinding protection; a "
+        "JSON list, `*` as the port wildcard).",
+    )
+    mcp_allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*",
+                                 "http://[::1]:*"],
+        description="`Origin` values the MCP endpoint accepts from browsers (a JSON list).",
+    )
     mock_model: bool = Field(
         False,
         description="Start the scripted mock model on a free loopback port and point "
