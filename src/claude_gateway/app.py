@@ -14,6 +14,7 @@ from claude_gateway import __version__
 from claude_gateway.api import (
     files,
     health,
+    openai,
     permissions,
     runs,
     sessions,
@@ -96,4 +97,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(websocket.router)
     app.include_router(files.router)
     app.include_router(runs.router)
+    app.include_router(openai.router)
     return app

@@ -13,6 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from claude_gateway.errors import ApiError
 from claude_gateway.logs import request_id_var
+from claude_gateway.services.openai_compat import error_body as oa_error_body
+from claude_gateway.services.openai_compat import error_type as oa_error_type
+from claude_gateway.services.openai_compat import is_openai_path
 
 logger = logging.getLogger("claude_gateway.api")
 
@@ -42,8 +45,19 @@ def _request_id(request: Request) -> str:
 def error_response(request: Request, status: int, code: str, message: str,
                    details: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    """The API.md error body, with the request id in the body and the header."""
+    """The API.md error body, with the request id in the body and the header.
+
+    On the OpenAI-compatible paths the body is OpenAI's, so its clients raise their own
+    exception types.
+    """
     request_id = _request_id(request)
+    if is_openai_path(request.url.path):
+        param = (details or {}).get("param")
+        if param is None and (details or {}).get("errors"):
+            param = ".".join((details or {})["errors"][0]["loc"][1:]) or None
+        return JSONResponse(oa_error_body(message, oa_error_type(status), code, param),
+                            status_code=status,
+                            headers={"X-Request-ID": request_id, **(headers or {})})
     body = {
         "error": {"code": code, "message": message, "details": details or {}},
         "requestId": request_id,

@@ -34,6 +34,8 @@ class ProcessBinding:
 
     session_id: str | None = None
     current_turn: Callable[[], str | None] = lambda: None
+    non_interactive: bool = False
+    """Nobody can answer permission prompts (an OpenAI client): deny them at once."""
 
 
 @dataclass(frozen=True)

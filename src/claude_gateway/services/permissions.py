@@ -113,13 +113,13 @@ class PermissionBroker:
             if binding.session_id is None:
                 return PermissionResultDeny(message="This process serves no session yet.")
             return await self.ask(binding.session_id, binding.current_turn(), tool_name,
-                                  tool_input, context)
+                                  tool_input, context, non_interactive=binding.non_interactive)
 
         return can_use_tool
 
     async def ask(self, session_id: str, turn_id: str | None, tool_name: str,
-                  tool_input: dict[str, Any], context: ToolPermissionContext
-                  ) -> PermissionResult:
+                  tool_input: dict[str, Any], context: ToolPermissionContext, *,
+                  non_interactive: bool = False) -> PermissionResult:
         created = now()
         expires = (created + timedelta(seconds=self.timeout_seconds)
                    if self.timeout_seconds > 0 else None)
@@ -145,6 +145,12 @@ class PermissionBroker:
             await self.events.emit(session_id, "permission.requested",
                                    permission_to_api(record), turn_id,
                                    StateChange(new_permission=record))
+            if non_interactive:
+                decision = await self._resolve(waiting, Decision(
+                    "denied", "policy", message=(
+                        f"Permission denied: {tool_name} needs approval, and this session's "
+                        "client cannot give it (its permission mode does not allow it).")))
+                return self._result(waiting, decision)
             try:
                 if expires is None:
                     decision = await asyncio.shield(waiting.future)

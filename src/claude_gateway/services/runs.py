@@ -33,6 +33,8 @@ class RunRequest:
     permission_mode: str | None = None
     continue_conversation: bool = False
     resume: str | None = None
+    share_workspace: bool = False
+    non_interactive: bool = False
 
 
 class RunService:
@@ -55,6 +57,7 @@ class RunService:
             permission_mode=request.permission_mode, system_prompt=request.system_prompt,
             append_system_prompt=request.append_system_prompt, effort=request.effort,
             json_schema=request.json_schema, resume=resume,
+            share_workspace=request.share_workspace, non_interactive=request.non_interactive,
         ), owner=owner)
         try:
             pending = await self.sessions.send_message(record.id, owner or None, request.prompt)

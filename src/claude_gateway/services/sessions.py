@@ -21,6 +21,7 @@ import logging
 import os
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -99,6 +100,10 @@ class SessionCreate:
     """Let this session's turns run while another agent works in its workspace."""
     kind: str = "session"
     """``session``, or ``run`` (a one-shot run: ended after its turn, not listed)."""
+    external_id: str | None = None
+    """A name the client gives the session (unique per owner), e.g. X-Session-Id."""
+    non_interactive: bool = False
+    """Permission prompts are denied at once: the client cannot answer them."""
 
 
 class DuplicateClientId(Exception):
@@ -216,6 +221,7 @@ class SessionManager:
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._last_spawn_error: dict[str, dict[str, Any]] = {}
+        self._naming: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -319,7 +325,7 @@ class SessionManager:
         session_id = f"{'run' if is_run else 'ses'}_{uuid.uuid4().hex}"
         workspace_name = normalize_workspace_name(workspace_name or session_id)
         workspace_dir(self.settings.workspace_root, workspace_name)
-        if is_run:
+        if is_run and not request.share_workspace:
             self.locks.acquire(workspace_name, session_id)  # 409 while another agent works
         elif self._active_sessions >= self.settings.max_sessions:
             raise MaxSessionsReached(
@@ -342,6 +348,7 @@ class SessionManager:
                 "forkOf": fork_of,
                 "jsonSchema": request.json_schema,
                 "shareWorkspace": request.share_workspace,
+                "nonInteractive": request.non_interactive,
             }
             record = SessionRecord(
                 id=session_id, status="starting", workspace=workspace_name, kind=request.kind,
@@ -349,11 +356,12 @@ class SessionManager:
                 owner=owner, model=request.model or self.settings.default_model,
                 options=options, metadata=request.metadata,
                 claude_session_id=request.resume, expires_at=self._expiry(moment),
+                external_id=request.external_id,
             )
             await self.store.create_session(record)
         except BaseException:
             if is_run:
-                self.locks.release(workspace_name, session_id)
+                self.locks.release(workspace_name, session_id)  # no-op unless it took it
             else:
                 self._active_sessions -= 1
             raise
@@ -430,6 +438,16 @@ class SessionManager:
                         "project_key": project_key_for_directory(str(cwd)),
                         "session_id": record.claude_session_id})
             await self.store.delete_session(session_id)
+
+    async def session_named(self, owner: str, external_id: str,
+                            create: SessionCreate) -> SessionRecord:
+        """The owner's session called ``external_id``; created (from ``create``) if new."""
+        async with self._naming[(owner, external_id)]:
+            record = await self.store.session_by_external_id(owner, external_id)
+            if record is None:
+                create.external_id = external_id
+                record = await self.create(create, owner)
+            return record
 
     async def end(self, record: SessionRecord, reason: str) -> None:
         """End a session (status ``ended``) and stop its process."""
@@ -827,7 +845,8 @@ class SessionManager:
                 launch = Launch(resume=record.options["forkOf"], fork=True)
             else:
                 launch = Launch(session_id=str(uuid.uuid4()))
-            binding = ProcessBinding(live.id, lambda: live.current.id if live.current else None)
+            binding = ProcessBinding(live.id, lambda: live.current.id if live.current else None,
+                                     non_interactive=bool(record.options.get("nonInteractive")))
             process = await self._adopt_spare(record, spec, launch, binding)
             adopted = process is not None
             if process is None:
@@ -912,6 +931,7 @@ class SessionManager:
             return None
         process.binding.session_id = binding.session_id
         process.binding.current_turn = binding.current_turn
+        process.binding.non_interactive = binding.non_interactive
         self.pool.forget_pid(process)  # attach() tracks it again under the session
         return process
 

@@ -39,6 +39,9 @@ class Store(Protocol):
         """Newest first; ``after`` is the (created_at, id) of the last row already seen."""
         ...
 
+    async def session_by_external_id(self, owner: str, external_id: str
+                                     ) -> SessionRecord | None: ...
+
     async def latest_conversation(self, workspace: str, owner: str | None = None
                                   ) -> SessionRecord | None:
         """The session (or run) in ``workspace`` most recently active with a conversation."""

@@ -60,6 +60,8 @@ class SessionRecord:
     usage: Usage = field(default_factory=Usage)
     context_window: int | None = None
     context_tokens: int | None = None
+    external_id: str | None = None
+    """A name the client gave the session (unique per owner)."""
 
 
 @dataclass

@@ -69,7 +69,9 @@ sessions = Table(
     Column("total_cost_usd", Float, nullable=False, default=0.0),
     Column("context_window", BigInteger),
     Column("context_tokens", BigInteger),
+    Column("external_id", String(256)),
     Index("ix_sessions_owner_created", "owner", "created_at", "id"),
+    Index("ux_sessions_external_id", "owner", "external_id", unique=True),
     Index("ix_sessions_status", "status"),
     Index("ix_sessions_expires", "expires_at"),
 )

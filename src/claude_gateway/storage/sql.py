@@ -60,6 +60,7 @@ def _session_from_row(row: Row[Any]) -> SessionRecord:
         usage=Usage(m["input_tokens"], m["output_tokens"], m["cache_read_input_tokens"],
                     m["cache_creation_input_tokens"], m["total_cost_usd"]),
         context_window=m["context_window"], context_tokens=m["context_tokens"],
+        external_id=m["external_id"],
     )
 
 
@@ -169,6 +170,7 @@ class SqlStore:
             "expires_at": session.expires_at, "ended_at": session.ended_at,
             "last_seq": session.last_seq, "message_count": session.message_count,
             "total_cost_usd": session.usage.total_cost_usd,
+            "external_id": session.external_id,
             **{c: getattr(session.usage, c) for c in _USAGE_COLUMNS},
         }
         await self._write(lambda conn: conn.execute(insert(schema.sessions).values(**values)))
@@ -198,6 +200,17 @@ class SqlStore:
         query = query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
         return await self._read(
             lambda conn: [_session_from_row(r) for r in conn.execute(query).all()])
+
+    async def session_by_external_id(self, owner: str, external_id: str
+                                     ) -> SessionRecord | None:
+        table = schema.sessions
+        query = select(table).where(table.c.owner == owner, table.c.external_id == external_id)
+
+        def work(conn: Connection) -> SessionRecord | None:
+            row = conn.execute(query).first()
+            return _session_from_row(row) if row else None
+
+        return await self._read(work)
 
     async def latest_conversation(self, workspace: str, owner: str | None = None
                                   ) -> SessionRecord | None:

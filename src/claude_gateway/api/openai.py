@@ -1,0 +1,208 @@
+"""The OpenAI-compatible surface: ``GET /v1/models`` and ``POST /v1/chat/completions``.
+
+Without ``X-Session-Id`` a request is stateless: a one-shot run, given the earlier
+messages as quoted context. With it, the named session (created on first use, owned by
+the caller) keeps its warm process and only the new user message is sent. Its clients
+cannot answer permission prompts, so these agents run non-interactively.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sse_starlette.sse import EventSourceResponse
+
+from claude_gateway.api.sessions import owner_of
+from claude_gateway.errors import InvalidRequest, PayloadTooLarge
+from claude_gateway.services import openai_compat as oa
+from claude_gateway.services.prompts import ImageBlockIn, TextBlockIn
+from claude_gateway.services.runs import RunRequest, RunService
+from claude_gateway.services.sessions import PendingTurn, SessionCreate, SessionManager
+from claude_gateway.settings import Settings
+
+router = APIRouter(tags=["openai"])
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    """The models the CLI accepts, as OpenAI lists them."""
+    settings: Settings = request.app.state.settings
+    return {"object": "list", "data": [
+        {"id": name, "object": "model", "created": 0, "owned_by": "anthropic"}
+        for name in settings.openai_models]}
+
+
+async def fetch_image(url: str, settings: Settings) -> ImageBlockIn:
+    if not settings.openai_fetch_image_urls:
+        raise InvalidRequest("Image URLs over http(s) are not enabled on this gateway; send "
+                             "a data: URL (CLAUDE_GATEWAY_OPENAI_FETCH_IMAGE_URLS)",
+                             details={"param": "messages"})
+    limit = settings.max_image_bytes
+    try:
+        async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client, \
+                client.stream("GET", url) as response:
+            response.raise_for_status()
+            media_type = response.headers.get("content-type", "").split(";")[0].strip()
+            data = bytearray()
+            async for piece in response.aiter_bytes():
+                data.extend(piece)
+                if len(data) > limit:
+                    raise PayloadTooLarge(f"An image may be at most {limit} bytes",
+                                          details={"maxImageBytes": limit})
+    except httpx.HTTPError as exc:
+        raise InvalidRequest(f"Could not fetch the image: {exc.__class__.__name__}",
+                             details={"param": "messages"}) from None
+    encoded = base64.b64encode(bytes(data)).decode()
+    return ImageBlockIn.model_validate({"type": "image", "source": {
+        "type": "url", "url": f"data:{media_type};base64,{encoded}"}})
+
+
+async def prompt_of(message: oa.ChatMessage, preamble: str, settings: Settings
+                    ) -> str | list[Any]:
+    """The new user message as a gateway prompt (images as image blocks)."""
+    content = message.content
+    if content is None or isinstance(content, str):
+        text = preamble + (content or "")
+        if not text.strip():
+            raise InvalidRequest("The user message is empty", details={"param": "messages"})
+        return text
+    blocks: list[Any] = []
+    for part in content:
+        if isinstance(part, oa.TextPart):
+            blocks.append(TextBlockIn(type="text", text=part.text or " "))
+        elif part.image_url.url.startswith("data:"):
+            blocks.append(ImageBlockIn.model_validate({"type": "image", "source": {
+                "type": "url", "url": part.image_url.url}}))
+        elif part.image_url.url.startswith(("http://", "https://")):
+            blocks.append(await fetch_image(part.image_url.url, settings))
+        else:
+            raise InvalidRequest("image_url must be a data: or http(s) URL",
+                                 details={"param": "messages"})
+    if preamble:
+        blocks.insert(0, TextBlockIn(type="text", text=preamble))
+    return blocks
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
+    """OpenAI chat completions, streamed or not, answered by a Claude Code agent."""
+    settings: Settings = request.app.state.settings
+    sessions: SessionManager = request.app.state.sessions
+    runs: RunService = request.app.state.runs
+    owner = owner_of(request)
+    model = oa.model_name(body.model)
+    system, history, last = oa.split_conversation(body.messages)
+    schema, instruction = oa.schema_of(body.response_format)
+    append = "\n\n".join(p for p in (system, instruction) if p) or None
+    effort = oa.effort_of(body.reasoning_effort)
+    session_name = request.headers.get("x-session-id")
+    workspace = request.headers.get("x-workspace")
+    if session_name:
+        if len(session_name) > 256:
+            raise InvalidRequest("X-Session-Id is too long", details={"param": "X-Session-Id"})
+        record = await sessions.session_named(owner or "", session_name, SessionCreate(
+            model=model, workspace=workspace, permission_mode=settings.openai_permission_mode,
+            append_system_prompt=append, effort=effort, json_schema=schema,
+            non_interactive=True))
+        if record.model != model:
+            record = await sessions.patch(record.id, owner, model=model)
+        prompt = await prompt_of(last, "", settings)
+        pending = await sessions.send_message(record.id, owner, prompt)
+        session_id, cancel = record.id, None
+    else:
+        prompt = await prompt_of(last, oa.context_preamble(history), settings)
+        record, pending = await runs.start(oa_run(body, prompt, model, append, schema, effort,
+                                                  workspace, settings), owner or "")
+        session_id = record.id
+
+        async def cancel() -> None:
+            with contextlib.suppress(Exception):
+                await runs.cancel(record.id, owner)
+
+    cid = oa.completion_id()
+    headers = {"X-Gateway-Session-Id": session_id}
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return EventSourceResponse(
+            stream_chunks(sessions, session_id, pending, cid, body.model, include_usage,
+                          structured=schema is not None, cancel=cancel),
+            ping=max(1, int(settings.sse_ping_seconds)), headers=headers)
+    while True:
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(pending.done), 0.25)
+            break
+        except TimeoutError:
+            if cancel is not None and await request.is_disconnected():
+                await cancel()
+                outcome = await asyncio.shield(pending.done)
+                break
+    if outcome["status"] == "failed":
+        error = outcome.get("error") or {}
+        return JSONResponse(oa.error_body(error.get("message", "The agent's turn failed"),
+                                          "api_error", error.get("code")),
+                            status_code=502, headers=headers)
+    return JSONResponse(oa.completion(cid, body.model, outcome), headers=headers)
+
+
+def oa_run(body: oa.ChatRequest, prompt: str | list[Any], model: str, append: str | None,
+           schema: dict[str, Any] | None, effort: str | None, workspace: str | None,
+           settings: Settings) -> RunRequest:
+    return RunRequest(
+        prompt=prompt, workspace=workspace or settings.openai_workspace, model=model,
+        append_system_prompt=append, json_schema=schema, effort=effort,
+        permission_mode=settings.openai_permission_mode,
+        # Stateless chats in the shared default workspace must not queue behind each other.
+        share_workspace=workspace is None, non_interactive=True)
+
+
+async def stream_chunks(sessions: SessionManager, session_id: str, pending: PendingTurn,
+                        cid: str, model: str, include_usage: bool, *, structured: bool,
+                        cancel: Any) -> AsyncIterator[dict[str, str]]:
+    """The turn's events as ``chat.completion.chunk`` data, then ``[DONE]``."""
+    created = int(time.time())
+
+    def data(payload: dict[str, Any]) -> dict[str, str]:
+        return {"data": json.dumps(payload, separators=(",", ":"))}
+
+    finished = False
+    try:
+        yield data(oa.chunk(cid, model, created, {"role": "assistant", "content": ""}))
+        separate = False
+        streamed = False
+        async for event in sessions.turn_events(session_id, pending.id, pending.queued_seq - 1):
+            payload = event.data
+            if event.type == "message.delta" and payload.get("kind") == "text" and (
+                    not payload.get("parentToolUseId")) and not structured:
+                text = ("\n\n" if separate and streamed else "") + payload.get("text", "")
+                separate = False
+                streamed = True
+                yield data(oa.chunk(cid, model, created, {"content": text}))
+            elif event.type == "message" and payload.get("role") == "assistant":
+                separate = True
+            elif event.type == "turn.failed":
+                error = payload.get("error") or {}
+                yield data(oa.error_body(error.get("message", "The agent's turn failed"),
+                                         "api_error", error.get("code")))
+                finished = True
+                return
+            elif event.type in ("turn.completed", "turn.interrupted"):
+                if structured and payload.get("structuredOutput") is not None:
+                    yield data(oa.chunk(cid, model, created,
+                                        {"content": oa.answer_text(payload)}))
+                yield data(oa.chunk(cid, model, created, {}, oa.finish_reason(payload)))
+                if include_usage:
+                    yield data(oa.usage_chunk(cid, model, created, payload.get("usage")))
+                yield {"data": "[DONE]"}
+                finished = True
+                return
+    finally:
+        if not finished and cancel is not None and not pending.done.done():
+            asyncio.get_running_loop().create_task(cancel())
