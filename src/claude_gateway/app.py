@@ -14,6 +14,7 @@ from claude_gateway import __version__
 from claude_gateway.api import (
     files,
     health,
+    mcp_server,
     openai,
     permissions,
     runs,
@@ -74,7 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
                    "data_dir": str(settings.data_dir)},
         )
         try:
-            yield
+            async with mcp_server.serving(app):
+                yield
         finally:
             await run_service.close()
             await session_manager.close()
@@ -98,4 +100,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(files.router)
     app.include_router(runs.router)
     app.include_router(openai.router)
+    mcp_server.mount(app)
     return app

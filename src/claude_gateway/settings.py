@@ -167,10 +167,10 @@ class Settings(BaseSettings):
         "openai", description="Workspace of OpenAI-compatible requests without an "
         "`X-Workspace` header.",
     )
-    openai_permission_mode: Literal["default", "acceptEdits", "plan", "dontAsk"] = Field(
-        "acceptEdits", description="Permission mode of OpenAI-compatible sessions. Their "
-        "clients cannot answer permission prompts, so any tool call the mode does not "
-        "allow is denied.",
+    non_interactive_permission_mode: Literal["default", "acceptEdits", "plan", "dontAsk"] = Field(
+        "acceptEdits", description="Permission mode of sessions and runs started through the "
+        "OpenAI and MCP surfaces (unless the MCP call names one). Their clients cannot "
+        "answer permission prompts, so any tool call the mode would ask about is denied.",
     )
     openai_fetch_image_urls: bool = Field(
         False, description="Let OpenAI `image_url` parts name http(s) URLs, fetched by the "

@@ -109,7 +109,8 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
         if len(session_name) > 256:
             raise InvalidRequest("X-Session-Id is too long", details={"param": "X-Session-Id"})
         record = await sessions.session_named(owner or "", session_name, SessionCreate(
-            model=model, workspace=workspace, permission_mode=settings.openai_permission_mode,
+            model=model, workspace=workspace,
+            permission_mode=settings.non_interactive_permission_mode,
             append_system_prompt=append, effort=effort, json_schema=schema,
             non_interactive=True))
         if record.model != model:
@@ -158,7 +159,7 @@ def oa_run(body: oa.ChatRequest, prompt: str | list[Any], model: str, append: st
     return RunRequest(
         prompt=prompt, workspace=workspace or settings.openai_workspace, model=model,
         append_system_prompt=append, json_schema=schema, effort=effort,
-        permission_mode=settings.openai_permission_mode,
+        permission_mode=settings.non_interactive_permission_mode,
         # Stateless chats in the shared default workspace must not queue behind each other.
         share_workspace=workspace is None, non_interactive=True)
 
