@@ -58,6 +58,8 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "workspace_root": tmp_path / "workspaces",
         "cli_max_retries": 1,
         "log_format": "text",
+        # Starlette's TestClient calls itself "testserver".
+        "allowed_hosts": ["127.0.0.1", "localhost", "testserver"],
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

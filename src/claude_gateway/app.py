@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from claude_gateway import __version__
 from claude_gateway.api import (
@@ -24,9 +25,16 @@ from claude_gateway.api import (
 )
 from claude_gateway.api.errors import install_error_handlers
 from claude_gateway.api.request_id import RequestIdMiddleware
+from claude_gateway.api.security import (
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    HostOriginMiddleware,
+    SecurityHeadersMiddleware,
+)
 from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.cli_binary import find_cli
 from claude_gateway.runtime.environment import cli_environment
+from claude_gateway.services.auth import KeyRing
 from claude_gateway.services.files import FileService
 from claude_gateway.services.runs import RunService
 from claude_gateway.services.sessions import SessionManager
@@ -66,6 +74,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.store = store
         app.state.events = events
         app.state.sessions = session_manager
+        keyring = KeyRing(store, settings)
+        await keyring.refresh(force=True)
+        app.state.keyring = keyring
         run_service = RunService(session_manager)
         app.state.runs = run_service
         logger.info(
@@ -91,6 +102,16 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Added innermost first: a request meets them from the bottom of this list up.
+    app.add_middleware(AuthMiddleware, settings=settings,
+                       keyring=lambda: getattr(app.state, "keyring", None))
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    app.add_middleware(HostOriginMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["*"], allow_headers=["*"],
+                           expose_headers=["X-Request-ID", "Retry-After"])
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(status.router)

@@ -21,6 +21,8 @@ GatewayError                      any failure with an API error code
     │   ├── PermissionAlreadyResolved 409 PERMISSION_ALREADY_RESOLVED
     │   ├── IsADirectory          409 IS_A_DIRECTORY
     │   └── WorkspaceBusy         409 WORKSPACE_BUSY
+    ├── RequestTimeout            408 REQUEST_TIMEOUT
+    ├── PaymentRequired           402 BUDGET_EXCEEDED
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
     └── TooManyRequests           429 RATE_LIMITED
         └── MaxSessionsReached    429 MAX_SESSIONS_REACHED
@@ -85,6 +87,16 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     code = "CONFLICT"
     status = 409
+
+
+class RequestTimeout(ApiError):
+    code = "REQUEST_TIMEOUT"
+    status = 408
+
+
+class PaymentRequired(ApiError):
+    code = "BUDGET_EXCEEDED"
+    status = 402
 
 
 class PayloadTooLarge(ApiError):

@@ -12,12 +12,30 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from claude_gateway.errors import SettingsError
 
 ENV_PREFIX = "CLAUDE_GATEWAY_"
+
+
+class ConfiguredKey(BaseModel):
+    """An API key given in the settings rather than made with ``keys create``."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+    key: SecretStr = Field(min_length=16)
+    admin: bool = False
+    rate_limit: str | None = Field(None, alias="rateLimit")
 
 
 class Settings(BaseSettings):
@@ -186,6 +204,49 @@ class Settings(BaseSettings):
                                  "http://[::1]:*"],
         description="`Origin` values the MCP endpoint accepts from browsers (a JSON list).",
     )
+    api_keys: list[ConfiguredKey] = Field(
+        default_factory=list,
+        description="API keys given in the environment (for containers), a JSON list of "
+        '`{"name": ..., "key": ..., "admin": false, "rateLimit": "60/minute"}`. Keys '
+        "made with `claude-gateway keys create` live hashed in the database. Once any key "
+        "exists, every endpoint but `GET /health` needs `Authorization: Bearer <key>`.",
+    )
+    allow_query_token: bool = Field(
+        False, description="Also accept the key as `?access_token=` (for clients that "
+        "cannot set headers). Off: URLs end up in logs and browser history.",
+    )
+    rate_limit: str = Field(
+        "600/minute", description="Requests per principal (per client address when no key "
+        "is used), in the `limits` notation (`100/minute;5/second`). A key's own "
+        "`rateLimit` overrides it.",
+    )
+    max_sessions_per_principal: int = Field(
+        0, ge=0, description="Sessions one key may have at once. 0: only the global cap.",
+    )
+    max_turns_per_principal: int = Field(
+        0, ge=0, description="Turns (session turns and runs) one key may have running or "
+        "queued at once. 0: no limit.",
+    )
+    daily_budget_usd: float = Field(
+        0, ge=0, description="USD one key's turns may cost per UTC day (from the usage the "
+        "CLI reports); new turns past it get 402 BUDGET_EXCEEDED. 0: no limit.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "[::1]"],
+        description="`Host` names the gateway answers (DNS-rebinding protection; a JSON "
+        "list, `*` allows any). Add the name clients use when you bind elsewhere.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser "
+        "(a JSON list). Empty: CORS is off and cross-origin requests are refused.",
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest request body outside file uploads "
+        "(413 beyond it).",
+    )
+    body_timeout_seconds: float = Field(
+        60, gt=0, description="How long a client may take to send a request body.",
+    )
     mock_model: bool = Field(
         False,
         description="Start the scripted mock model on a free loopback port and point "
@@ -261,7 +322,7 @@ def describe_validation_error(exc: ValidationError) -> str:
             lines.append(f"{name.upper()} is not a known setting")
             continue
         value = error.get("input")
-        shown = "" if field.startswith("upstream_") else f" (got {value!r})"
+        shown = "" if field.startswith(("upstream_", "api_keys")) else f" (got {value!r})"
         lines.append(f"{name}: {error['msg']}{shown}")
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
+from claude_gateway.api.principals import owner_filter
 from claude_gateway.errors import InvalidRequest
 from claude_gateway.services.files import FileService
 
@@ -39,8 +40,9 @@ class WrittenOut(BaseModel):
 
 
 def files(request: Request) -> FileService:
+    """The file service confined to the caller's own directory (admins: the whole root)."""
     service: FileService = request.app.state.files
-    return service
+    return service.for_owner(owner_filter(request.state))
 
 
 @router.get("", response_model=DirectoryOut, responses=ERRORS)

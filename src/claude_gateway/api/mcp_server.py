@@ -41,6 +41,7 @@ from claude_gateway.api.models import (
     SessionOut,
     TurnResultOut,
 )
+from claude_gateway.api.principals import creator, owner_filter
 from claude_gateway.api.runs import RunOut, cancel_quietly
 from claude_gateway.errors import GatewayError, InvalidRequest, IsADirectory, PayloadTooLarge
 from claude_gateway.events.envelope import rfc3339
@@ -98,10 +99,13 @@ class DeletedOut(BaseModel):
 
 
 def principal_of(ctx: Context) -> str | None:
-    """The principal whose sessions this MCP request may see (None: all; no auth yet)."""
-    request = ctx.request_context.request
-    state = getattr(request, "state", None)
-    return getattr(state, "principal", None)
+    """Whose sessions this MCP request may see (None: all)."""
+    return owner_filter(getattr(ctx.request_context.request, "state", None))
+
+
+def creator_of(ctx: Context) -> str:
+    """Who owns what this MCP request creates."""
+    return creator(getattr(ctx.request_context.request, "state", None))
 
 
 @contextlib.contextmanager
@@ -241,7 +245,7 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
                 append_system_prompt=append_system_prompt, json_schema=json_schema,
                 permission_mode=permission_mode or settings.non_interactive_permission_mode,
                 continue_conversation=continue_conversation, resume=resume,
-                non_interactive=True), owner or "")
+                non_interactive=True), creator_of(ctx))
         try:
             outcome = await wait_for_turn(ctx, sessions, record.id, pending)
         except BaseException:
@@ -275,7 +279,7 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
                 permission_mode=permission_mode or settings.non_interactive_permission_mode,
                 system_prompt=system_prompt, append_system_prompt=append_system_prompt,
                 non_interactive=True,
-            ), owner=principal_of(ctx) or "")
+            ), owner=creator_of(ctx))
         return SessionOut.model_validate(sessions.to_api(record))
 
     @server.tool(annotations=types.ToolAnnotations(open_world_hint=True))
@@ -331,22 +335,25 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
 
     @server.tool(annotations=types.ToolAnnotations(read_only_hint=True))
     async def list_files(
+        ctx: Context,
         path: Annotated[str, Field(
             max_length=4096, description="Directory relative to the workspace root; empty: "
             "the root, whose entries are the workspaces.")] = "",
     ) -> DirectoryOut:
         """List a directory under the workspace root: name, type (file|dir), size, modifiedAt."""
+        files_ = files.for_owner(principal_of(ctx))
         with tool_errors():
-            target, info = files.stat(path)
+            target, info = files_.stat(path)
             if not stat.S_ISDIR(info.st_mode):
                 raise InvalidRequest(f"{path!r} is a file: read it with read_file",
                                      code="NOT_A_DIRECTORY", details={"path": path})
-            entries = files.list_dir(target)
-        return DirectoryOut.model_validate({"path": files.relative(target),
+            entries = files_.list_dir(target)
+        return DirectoryOut.model_validate({"path": files_.relative(target),
                                             "entries": [e.to_api() for e in entries]})
 
     @server.tool(annotations=types.ToolAnnotations(read_only_hint=True))
     async def read_file(
+        ctx: Context,
         path: FilePath,
         encoding: Annotated[Literal["text", "base64"], Field(
             description="'text' for UTF-8 text; 'base64' for any file.")] = "text",
@@ -356,8 +363,9 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
         A file that is not UTF-8 text fails with BINARY_FILE unless read with
         encoding 'base64'; a larger one fails with PAYLOAD_TOO_LARGE.
         """
+        files_ = files.for_owner(principal_of(ctx))
         with tool_errors():
-            target, info = files.stat(path)
+            target, info = files_.stat(path)
             if stat.S_ISDIR(info.st_mode):
                 raise IsADirectory(f"{path!r} is a directory: use list_files",
                                    details={"path": path})
@@ -382,11 +390,12 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
                     raise InvalidRequest(
                         f"{path!r} is not UTF-8 text: read it with encoding 'base64'",
                         code="BINARY_FILE", details={"path": path}) from None
-        return ReadFileOut(path=files.relative(target), size=len(data), encoding=encoding,
+        return ReadFileOut(path=files_.relative(target), size=len(data), encoding=encoding,
                            content=content)
 
     @server.tool(annotations=types.ToolAnnotations(idempotent_hint=True))
     async def write_file(
+        ctx: Context,
         path: FilePath,
         content: Annotated[str, Field(description="The file's new content.")],
         encoding: Annotated[Literal["text", "base64"], Field(
@@ -394,6 +403,7 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
             "(decoded to bytes).")] = "text",
     ) -> WrittenOut:
         """Create or replace a file under the workspace root (parent directories created)."""
+        files_ = files.for_owner(principal_of(ctx))
         with tool_errors():
             if encoding == "base64":
                 try:
@@ -407,18 +417,20 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
             async def chunks() -> AsyncIterator[bytes]:
                 yield data
 
-            written, size = await files.write(path, chunks(), len(data))
+            written, size = await files_.write(path, chunks(), len(data))
         return WrittenOut(path=written, size=size)
 
     @server.tool(annotations=types.ToolAnnotations(destructive_hint=True))
     async def delete_file(
+        ctx: Context,
         path: FilePath,
         recursive: Annotated[bool, Field(
             description="Needed to delete a directory with everything in it.")] = False,
     ) -> DeletedOut:
         """Delete a file, or a directory with recursive=true, under the workspace root."""
+        files_ = files.for_owner(principal_of(ctx))
         with tool_errors():
-            files.delete(path, recursive=recursive)
+            files_.delete(path, recursive=recursive)
         return DeletedOut(path=path, deleted=True)
 
     return server

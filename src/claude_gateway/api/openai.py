@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
-from claude_gateway.api.sessions import owner_of
+from claude_gateway.api.sessions import creator_of, owner_of
 from claude_gateway.errors import InvalidRequest, PayloadTooLarge
 from claude_gateway.services import openai_compat as oa
 from claude_gateway.services.prompts import ImageBlockIn, TextBlockIn
@@ -108,7 +108,7 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
     if session_name:
         if len(session_name) > 256:
             raise InvalidRequest("X-Session-Id is too long", details={"param": "X-Session-Id"})
-        record = await sessions.session_named(owner or "", session_name, SessionCreate(
+        record = await sessions.session_named(creator_of(request), session_name, SessionCreate(
             model=model, workspace=workspace,
             permission_mode=settings.non_interactive_permission_mode,
             append_system_prompt=append, effort=effort, json_schema=schema,
@@ -121,7 +121,7 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
     else:
         prompt = await prompt_of(last, oa.context_preamble(history), settings)
         record, pending = await runs.start(oa_run(body, prompt, model, append, schema, effort,
-                                                  workspace, settings), owner or "")
+                                                  workspace, settings), creator_of(request))
         session_id = record.id
 
         async def cancel() -> None:

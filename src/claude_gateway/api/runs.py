@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from claude_gateway.api.models import ApiModel, EffortName, PermissionModeName, UsageOut
-from claude_gateway.api.sessions import owner_of
+from claude_gateway.api.sessions import creator_of, owner_of
 from claude_gateway.api.sse import event_stream_response
 from claude_gateway.errors import RunNotFound
 from claude_gateway.services.prompts import Prompt
@@ -74,7 +74,7 @@ async def create_run(request: Request, body: Annotated[RunBody, Body()]) -> Any:
         prompt=body.prompt, workspace=body.workspace, model=body.model,
         system_prompt=body.system_prompt, append_system_prompt=body.append_system_prompt,
         json_schema=body.json_schema, effort=body.effort, permission_mode=body.permission_mode,
-        continue_conversation=body.continue_, resume=body.resume), owner or "")
+        continue_conversation=body.continue_, resume=body.resume), creator_of(request))
     if body.stream:
         events = service.sessions.turn_events(record.id, pending.id, pending.queued_seq - 1)
 

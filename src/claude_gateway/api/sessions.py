@@ -19,6 +19,7 @@ from claude_gateway.api.models import (
     SessionOut,
     TurnResultOut,
 )
+from claude_gateway.api.principals import creator, owner_filter
 from claude_gateway.api.sse import event_stream_response
 from claude_gateway.errors import InvalidCursor
 from claude_gateway.events.envelope import envelope, rfc3339
@@ -38,8 +39,13 @@ def manager(request: Request) -> SessionManager:
 
 
 def owner_of(request: Request) -> str | None:
-    """The principal whose sessions this request may see (None: all; no auth yet)."""
-    return getattr(request.state, "principal", None)
+    """Whose sessions this request may see (None: all)."""
+    return owner_filter(request.state)
+
+
+def creator_of(request: Request) -> str:
+    """Who owns what this request creates."""
+    return creator(request.state)
 
 
 @router.post("", status_code=201, response_model=SessionOut,
@@ -57,7 +63,7 @@ async def create_session(request: Request,
         max_turns=body.max_turns, effort=body.effort, add_dirs=body.add_dirs, env=body.env,
         metadata=body.metadata, resume=body.resume, fork_from=body.fork_from,
         share_workspace=body.share_workspace,
-    ), owner=owner_of(request) or "")
+    ), owner=creator_of(request))
     return sessions.to_api(record)
 
 

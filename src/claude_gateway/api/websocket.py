@@ -19,16 +19,20 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from claude_gateway.api.principals import owner_filter
 from claude_gateway.errors import ApiError, InvalidCursor
 from claude_gateway.events.envelope import envelope
+from claude_gateway.services.auth import KeyRing, Principal
 from claude_gateway.services.prompts import Prompt
 from claude_gateway.services.sessions import DuplicateClientId, SessionManager
 
 router = APIRouter(tags=["websocket"])
 logger = logging.getLogger("claude_gateway.websocket")
 
+AUTH_TIMEOUT_SECONDS = 10.0
 CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_CURSOR = 4400
+CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4008
 """The client fell behind: reconnect with ``after`` = the last ``seq`` it received."""
 
@@ -170,11 +174,32 @@ class Connection:
                 await self.error(exc.code, exc.message, client_id, exc.details)
 
 
+async def first_frame_auth(websocket: WebSocket) -> Principal | None:
+    """A socket without an Authorization header must send ``{"type": "auth", "token"}``
+    first; nothing is sent to it before that."""
+    keyring: KeyRing = websocket.app.state.keyring
+    try:
+        text = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_SECONDS)
+        frame = json.loads(text)
+    except (TimeoutError, ValueError, WebSocketDisconnect, RuntimeError):
+        return None
+    if not isinstance(frame, dict) or frame.get("type") != "auth":
+        return None
+    token = frame.get("token")
+    return await keyring.authenticate(token if isinstance(token, str) else None)
+
+
 @router.websocket("/v1/sessions/{session_id}/ws")
 async def session_socket(websocket: WebSocket, session_id: str) -> None:
     sessions: SessionManager = websocket.app.state.sessions
-    owner = getattr(websocket.state, "principal", None)
+    owner = owner_filter(websocket.state)
     await websocket.accept()
+    if websocket.scope.get("state", {}).get("auth_pending"):
+        principal = await first_frame_auth(websocket)
+        if principal is None:
+            await websocket.close(CLOSE_UNAUTHORIZED, "UNAUTHORIZED")
+            return
+        owner = principal.owner_filter
     connection = Connection(websocket, sessions, session_id, owner)
     try:
         record = await sessions.get(session_id, owner)

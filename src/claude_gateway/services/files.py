@@ -50,6 +50,14 @@ class FileService:
         self.root = root
         self.max_upload_bytes = max_upload_bytes
 
+    def for_owner(self, owner: str | None) -> FileService:
+        """The service confined to one principal's directory (None: the whole root)."""
+        if not owner:
+            return self
+        root = self.root / owner
+        root.mkdir(parents=True, exist_ok=True)
+        return FileService(root, max_upload_bytes=self.max_upload_bytes)
+
     def resolve(self, path: str) -> Path:
         """The real path of ``path`` (relative to the root), refused if it leaves the root."""
         if path in ("", "/"):

@@ -155,6 +155,11 @@ class LiveSession:
     """Whether ``model`` mirrors the stored one (PATCH keeps it current)."""
 
 
+def placed(owner: str, workspace: str) -> str:
+    """Where a principal's workspace lives under the workspace root: its own directory."""
+    return f"{owner}/{workspace}" if owner else workspace
+
+
 def session_to_api(record: SessionRecord, live: LiveSession | None = None) -> dict[str, Any]:
     """The session object of API.md."""
     from claude_gateway.events.envelope import rfc3339
@@ -324,9 +329,10 @@ class SessionManager:
         is_run = request.kind == "run"
         session_id = f"{'run' if is_run else 'ses'}_{uuid.uuid4().hex}"
         workspace_name = normalize_workspace_name(workspace_name or session_id)
-        workspace_dir(self.settings.workspace_root, workspace_name)
+        place = placed(owner, workspace_name)
+        workspace_dir(self.settings.workspace_root, place)
         if is_run and not request.share_workspace:
-            self.locks.acquire(workspace_name, session_id)  # 409 while another agent works
+            self.locks.acquire(place, session_id)  # 409 while another agent works
         elif self._active_sessions >= self.settings.max_sessions:
             raise MaxSessionsReached(
                 f"At most {self.settings.max_sessions} sessions may exist at once",
@@ -361,7 +367,7 @@ class SessionManager:
             await self.store.create_session(record)
         except BaseException:
             if is_run:
-                self.locks.release(workspace_name, session_id)  # no-op unless it took it
+                self.locks.release(place, session_id)  # no-op unless it took it
             else:
                 self._active_sessions -= 1
             raise
@@ -370,7 +376,7 @@ class SessionManager:
         live = self._live_session(session_id)
         live.owner, live.owner_known = owner, True
         live.model, live.model_known = record.model, True
-        live.workspace, live.share_workspace = workspace_name, request.share_workspace
+        live.workspace, live.share_workspace = place, request.share_workspace
         # Start the process now so the first message finds it warm, but only into a free
         # slot: a session nobody has written to yet must not evict a warm one.
         live.spawning = asyncio.create_task(self._spawn(live, prestart=True))
@@ -433,7 +439,8 @@ class SessionManager:
             self.events.close_session(session_id)
             if record.claude_session_id:
                 with contextlib.suppress(Exception):
-                    cwd = workspace_dir(self.settings.workspace_root, record.workspace)
+                    cwd = workspace_dir(self.settings.workspace_root,
+                                        placed(record.owner, record.workspace))
                     await self.transcripts.delete({
                         "project_key": project_key_for_directory(str(cwd)),
                         "session_id": record.claude_session_id})
@@ -475,7 +482,7 @@ class SessionManager:
             # Let the running turn record how it ended before the session's last word.
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(current.done), 10)
-        self.locks.release(record.workspace, record.id)
+        self.locks.release(placed(record.owner, record.workspace), record.id)
         await self.events.emit(record.id, "session.ended", {"reason": reason,
                                                             "status": status})
 
@@ -498,7 +505,7 @@ class SessionManager:
                 raise SessionEnded(session_id, record.status)
             live = self._live_session(session_id)
             live.owner, live.owner_known = record.owner, True
-            live.workspace = record.workspace
+            live.workspace = placed(record.owner, record.workspace)
             live.share_workspace = bool(record.options.get("shareWorkspace"))
         if live.closed:
             raise SessionEnded(session_id, live.closed_status)
@@ -850,7 +857,8 @@ class SessionManager:
             process = await self._adopt_spare(record, spec, launch, binding)
             adopted = process is not None
             if process is None:
-                process = self._new_process(spec, record.workspace, launch, binding)
+                process = self._new_process(spec, placed(record.owner, record.workspace),
+                                            launch, binding)
                 try:
                     await asyncio.wait_for(process.start(),
                                            self.settings.spawn_timeout_seconds)
@@ -915,7 +923,7 @@ class SessionManager:
         """A spare can serve a new conversation whose spawn-time options are the defaults."""
         if launch.resume is not None or not spec.fixed_at_spawn_is_default:
             return None
-        process = self.spares.take(record.workspace)
+        process = self.spares.take(placed(record.owner, record.workspace))
         if process is None:
             return None
         try:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from claude_gateway.storage.records import (
+    ApiKeyRecord,
     EventRecord,
     MessageRecord,
     NewEvent,
@@ -96,6 +97,14 @@ class Store(Protocol):
     async def list_messages(self, session_id: str, *, limit: int, offset: int
                             ) -> tuple[list[MessageRecord], int]:
         """A page of messages oldest first, and the total count."""
+        ...
+
+    # API keys (hashed) and spend
+    async def create_api_key(self, record: ApiKeyRecord) -> None: ...
+    async def list_api_keys(self, *, include_revoked: bool = False) -> list[ApiKeyRecord]: ...
+    async def revoke_api_key(self, name: str, when: datetime) -> bool: ...
+    async def spent_since(self, owner: str, since: datetime) -> float:
+        """USD the owner's turns cost since ``since`` (from the usage ledger)."""
         ...
 
     # transcripts mirrored from the CLI (see transcripts.py)

@@ -148,3 +148,16 @@ class MessageRecord:
     content: Any
     created_at: datetime
     turn_id: str | None = None
+
+
+@dataclass
+class ApiKeyRecord:
+    """An API key as stored: its SHA-256, never the key."""
+
+    name: str
+    key_hash: str
+    prefix: str
+    created_at: datetime
+    admin: bool = False
+    rate_limit: str | None = None
+    revoked_at: datetime | None = None

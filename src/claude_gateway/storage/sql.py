@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from claude_gateway.storage import schema
 from claude_gateway.storage.migrations import upgrade_to_head
 from claude_gateway.storage.records import (
+    ApiKeyRecord,
     EventRecord,
     MessageRecord,
     NewEvent,
@@ -430,6 +431,37 @@ class SqlStore:
 
         return await self._read(work)
 
+    # -- API keys ------------------------------------------------------------------
+    async def create_api_key(self, record: ApiKeyRecord) -> None:
+        await self._write(lambda conn: conn.execute(insert(schema.api_keys).values(
+            name=record.name, key_hash=record.key_hash, prefix=record.prefix,
+            admin=record.admin, rate_limit=record.rate_limit, created_at=record.created_at,
+            revoked_at=record.revoked_at)))
+
+    async def list_api_keys(self, *, include_revoked: bool = False) -> list[ApiKeyRecord]:
+        table = schema.api_keys
+        query = select(table).order_by(table.c.name)
+        if not include_revoked:
+            query = query.where(table.c.revoked_at.is_(None))
+        return await self._read(lambda conn: [_key_from_row(r) for r in conn.execute(query)])
+
+    async def revoke_api_key(self, name: str, when: datetime) -> bool:
+        table = schema.api_keys
+
+        def work(conn: Connection) -> bool:
+            result = conn.execute(update(table).where(table.c.name == name,
+                                                      table.c.revoked_at.is_(None))
+                                  .values(revoked_at=when))
+            return bool(result.rowcount)
+
+        return await self._write(work)
+
+    async def spent_since(self, owner: str, since: datetime) -> float:
+        table = schema.usage
+        query = select(func.coalesce(func.sum(table.c.cost_usd), 0.0)).where(
+            table.c.owner == owner, table.c.created_at >= since)
+        return await self._read(lambda conn: float(conn.execute(query).scalar_one()))
+
     # -- transcripts ---------------------------------------------------------------
     async def transcript_append(
         self, project_key: str, session_id: str, subpath: str, entries: Sequence[str],
@@ -517,6 +549,13 @@ class SqlStore:
                                               mtime=mtime, data=data))
 
         await self._write(work)
+
+
+def _key_from_row(row: Row[Any]) -> ApiKeyRecord:
+    m = row._mapping
+    return ApiKeyRecord(name=m["name"], key_hash=m["key_hash"], prefix=m["prefix"],
+                        created_at=m["created_at"], admin=bool(m["admin"]),
+                        rate_limit=m["rate_limit"], revoked_at=m["revoked_at"])
 
 
 def _insert_turn(conn: Connection, turn: TurnRecord) -> None:

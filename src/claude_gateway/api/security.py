@@ -1,0 +1,260 @@
+"""The gateway's guards, as pure ASGI middleware (streams pass through untouched).
+
+Outermost first: request id, CORS (only if configured), security headers, Host/Origin
+check, body limits, authentication and rate limits. Each refusal is the API's error
+body (OpenAI's on its paths) with a stable code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from claude_gateway.errors import PayloadTooLarge, RequestTimeout
+from claude_gateway.services.auth import KeyRing, Principal
+from claude_gateway.services.openai_compat import error_body as openai_error
+from claude_gateway.services.openai_compat import error_type, is_openai_path
+from claude_gateway.settings import Settings
+
+PUBLIC_PATHS = {("GET", "/health"), ("HEAD", "/health")}
+UPLOAD_PREFIX = "/v1/files/"
+WS_AUTH_TIMEOUT = 10.0
+
+
+def error_payload(scope: Scope, status: int, code: str, message: str) -> dict[str, Any]:
+    if is_openai_path(scope.get("path", "")):
+        return openai_error(message, error_type(status), code)
+    return {
+        "error": {"code": code, "message": message, "details": {}},
+        "requestId": scope.get("state", {}).get("request_id", ""),
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace(
+            "+00:00", "Z"),
+    }
+
+
+async def send_error(scope: Scope, send: Send, status: int, code: str, message: str,
+                     headers: dict[str, str] | None = None) -> None:
+    body = json.dumps(error_payload(scope, status, code, message)).encode()
+    all_headers = {"content-type": "application/json", "content-length": str(len(body)),
+                   **(headers or {})}
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in all_headers.items()]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeadersMiddleware:
+    """Headers that keep browsers from sniffing, framing or leaking what we send."""
+
+    HEADERS: ClassVar[dict[str, str]] = {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+        "Cross-Origin-Resource-Policy": "same-origin",
+    }
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _host_matches(host: str, allowed: list[str]) -> bool:
+    if "*" in allowed:
+        return True
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if host.startswith("[") and "]:" in host:
+        name = host.split("]:", 1)[0] + "]"
+    return name.lower() in {a.lower() for a in allowed}
+
+
+class HostOriginMiddleware:
+    """DNS-rebinding protection: the Host must be ours, and a browser Origin allowed."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.allowed_hosts = list(settings.allowed_hosts)
+        self.allowed_origins = {o.rstrip("/") for o in settings.cors_origins}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        origin = headers.get("origin")
+        problem: tuple[int, str, str] | None = None
+        if not _host_matches(host, self.allowed_hosts):
+            # 421 Misdirected Request: this server is not the one the name points at.
+            problem = (421, "HOST_NOT_ALLOWED", f"Host {host!r} is not one this gateway serves")
+        elif origin is not None and origin.rstrip("/") not in self.allowed_origins and (
+                not _same_origin(origin, host)):
+            problem = (403, "ORIGIN_NOT_ALLOWED", f"Origin {origin!r} may not call this gateway")
+        if problem is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": problem[1]})
+        else:
+            await send_error(scope, send, *problem)
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    return origin.split("://", 1)[-1].rstrip("/").lower() == host.lower()
+
+
+class BodyLimitMiddleware:
+    """Request bodies: at most ``max_body_bytes`` (uploads have their own limit), and
+    sent within ``body_timeout_seconds``."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.limit = settings.max_body_bytes
+        self.upload_limit = settings.max_upload_bytes
+        self.timeout = settings.body_timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_upload = scope["method"] == "PUT" and scope["path"].startswith(UPLOAD_PREFIX)
+        limit = self.upload_limit if is_upload else self.limit
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await send_error(scope, send, 413, "PAYLOAD_TOO_LARGE",
+                             f"Request bodies may be at most {limit} bytes")
+            return
+        received = 0
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                raise RequestTimeout("The request body did not arrive in time") from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"Request bodies may be at most {limit} bytes")
+            return message
+
+        # Raised while a handler reads the body, these reach the app's error handlers;
+        # caught here only when something read the body outside a handler.
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except (PayloadTooLarge, RequestTimeout) as exc:
+            if not started:
+                await send_error(scope, send, exc.status, exc.code, exc.message)
+
+
+class AuthMiddleware:
+    """Bearer keys once any exist, then per-principal (or per-address) rate limits."""
+
+    def __init__(self, app: ASGIApp, settings: Settings,
+                 keyring: Callable[[], KeyRing | None]) -> None:
+        self.app = app
+        self.settings = settings
+        self.keyring = keyring
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limits: dict[str, list[RateLimitItem]] = {}
+
+    def _limit(self, text: str) -> list[RateLimitItem]:
+        if text not in self._limits:
+            self._limits[text] = list(parse_many(text))
+        return self._limits[text]
+
+    def _token(self, scope: Scope) -> str | None:
+        headers = Headers(scope=scope)
+        authorization = headers.get("authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        if self.settings.allow_query_token:
+            from urllib.parse import parse_qs
+
+            values = parse_qs(scope.get("query_string", b"").decode()).get("access_token")
+            if values:
+                return str(values[0])
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        if (method, scope["path"]) in PUBLIC_PATHS or method == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        keyring = self.keyring()
+        principal: Principal | None = None
+        if keyring is not None and await keyring.enabled():
+            principal = await keyring.authenticate(self._token(scope))
+            if principal is None:
+                if scope["type"] == "websocket":
+                    if Headers(scope=scope).get("authorization") is None:
+                        # The socket may still authenticate with its first frame.
+                        scope.setdefault("state", {})["auth_pending"] = True
+                        await self.app(scope, receive, send)
+                        return
+                    await send({"type": "websocket.close", "code": 4401,
+                                "reason": "UNAUTHORIZED"})
+                    return
+                await send_error(scope, send, 401, "UNAUTHORIZED",
+                                 "A valid API key is needed: Authorization: Bearer <key>",
+                                 {"WWW-Authenticate": 'Bearer realm="claude-gateway"'})
+                return
+            scope.setdefault("state", {})["principal"] = principal
+        if not await self._within_rate(scope, principal, send):
+            return
+        await self.app(scope, receive, send)
+
+    async def _within_rate(self, scope: Scope, principal: Principal | None,
+                           send: Send) -> bool:
+        if principal is not None:
+            key = f"key:{principal.name}"
+            text = principal.rate_limit or self.settings.rate_limit
+        else:
+            client = scope.get("client") or ("unknown", 0)
+            key = f"addr:{client[0]}"
+            text = self.settings.rate_limit
+        for item in self._limit(text):
+            if not await self.limiter.hit(item, key):
+                stats = await self.limiter.get_window_stats(item, key)
+                retry = max(1, int(stats.reset_time - time.time()) + 1)
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 4429,
+                                "reason": "RATE_LIMITED"})
+                else:
+                    await send_error(scope, send, 429, "RATE_LIMITED",
+                                     f"Rate limit {item} reached; retry in {retry} s",
+                                     {"Retry-After": str(retry)})
+                return False
+        return True
