@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +51,9 @@ def serve(
                      help="Answer with the scripted mock model: no credentials needed."),
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Serve a non-loopback address with no API keys (anyone who can "
+        "reach it can run commands on this machine).")] = False,
 ) -> None:
     """Start the gateway. Every option overrides its CLAUDE_GATEWAY_* setting."""
     from claude_gateway.app import create_app
@@ -63,6 +68,17 @@ def serve(
         find_cli(settings.cli_path)
     except CliNotFoundError as exc:
         raise _fail(exc.message, 1) from None
+    exposed = not is_loopback(settings.host)
+    if exposed and not asyncio.run(_keys_exist(settings)):
+        if not insecure:
+            raise _fail(
+                f"refusing to serve {settings.host} without API keys: anyone who can reach it "
+                "could run commands on this machine. Create one with `claude-gateway keys "
+                "create NAME` (or set CLAUDE_GATEWAY_API_KEYS), bind 127.0.0.1, or pass "
+                "--insecure if something in front of the gateway authenticates.", 2)
+        typer.secho(f"WARNING: serving {settings.host} with NO authentication (--insecure). "
+                    "Anyone who can reach this port can run commands on this machine.",
+                    fg=typer.colors.RED, err=True, bold=True)
     mock_server = None
     if settings.mock_model:
         from claude_gateway.testing.mock_model import MockModel, MockModelServer
@@ -76,6 +92,7 @@ def serve(
         typer.echo(f"mock model listening on {mock_server.url}", err=True)
     secrets = [s.get_secret_value() for s in (settings.upstream_api_key,
                                                settings.upstream_auth_token) if s]
+    secrets += [k.key.get_secret_value() for k in settings.api_keys]
     configure_logging(settings.log_level, settings.log_format, secrets)
     try:
         uvicorn.run(
@@ -143,6 +160,95 @@ def settings_command(
     for name, value in _settings().model_dump().items():
         shown = "**********" if isinstance(value, SecretStr) else value
         typer.echo(f"CLAUDE_GATEWAY_{name.upper()}={'' if shown is None else shown}")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+async def _keys_exist(settings: Settings) -> bool:
+    if settings.api_keys:
+        return True
+    from claude_gateway.storage.sql import SqlStore
+
+    store = SqlStore(settings.database_url)
+    await store.start()
+    try:
+        return bool(await store.list_api_keys())
+    finally:
+        await store.close()
+
+
+keys_app = typer.Typer(help="Manage API keys (stored hashed in the gateway's database).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+async def _with_store(settings: Settings, work: Any) -> Any:
+    from claude_gateway.storage.sql import SqlStore
+
+    store = SqlStore(settings.database_url)
+    await store.start()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="A name for the key's holder; it also names "
+                                        "their workspace directory.")],
+    admin: Annotated[bool, typer.Option(help="Sees and manages everyone's resources.")] = False,
+    rate_limit: Annotated[str | None, typer.Option(
+        help="This key's rate limit, e.g. '60/minute;5/second'.")] = None,
+) -> None:
+    """Create a key and print it (once: only its hash is kept). The last line is the key."""
+    from claude_gateway.errors import ApiError
+    from claude_gateway.services.auth import create_key
+
+    settings = _settings()
+    try:
+        key = asyncio.run(_with_store(settings, lambda store: create_key(
+            store, name, admin=admin, rate_limit=rate_limit)))
+    except ApiError as exc:
+        raise _fail(exc.message, 1) from None
+    role = "admin key" if admin else "key"
+    typer.echo(f"Created {role} {name!r}. It is shown only now; store it safely.", err=True)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The active keys (names, prefixes, roles; never the keys)."""
+    settings = _settings()
+    records = asyncio.run(_with_store(settings, lambda store: store.list_api_keys()))
+    for record in records:
+        role = "admin" if record.admin else "user"
+        typer.echo(f"{record.name}\t{record.prefix}...\t{role}\t"
+                   f"{record.rate_limit or '-'}\t{record.created_at.isoformat()}")
+    for configured in settings.api_keys:
+        typer.echo(f"{configured.name}\t(from CLAUDE_GATEWAY_API_KEYS)\t"
+                   f"{'admin' if configured.admin else 'user'}\t{configured.rate_limit or '-'}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    from claude_gateway.errors import ApiError
+    from claude_gateway.services.auth import revoke_key
+
+    settings = _settings()
+    try:
+        asyncio.run(_with_store(settings, lambda store: revoke_key(store, name)))
+    except ApiError as exc:
+        raise _fail(exc.message, 1) from None
+    typer.echo(f"Revoked key {name!r}.")
 
 
 def main() -> None:

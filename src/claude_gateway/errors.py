@@ -25,7 +25,8 @@ GatewayError                      any failure with an API error code
     ├── PaymentRequired           402 BUDGET_EXCEEDED
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
     └── TooManyRequests           429 RATE_LIMITED
-        └── MaxSessionsReached    429 MAX_SESSIONS_REACHED
+        ├── MaxSessionsReached    429 MAX_SESSIONS_REACHED
+        └── TooManyTurns          429 TOO_MANY_TURNS
 """
 
 from __future__ import annotations
@@ -160,6 +161,10 @@ class RunNotFound(NotFound):
 
 class PermissionModeNotAllowed(Forbidden):
     code = "PERMISSION_MODE_NOT_ALLOWED"
+
+
+class TooManyTurns(TooManyRequests):
+    code = "TOO_MANY_TURNS"
 
 
 class MaxSessionsReached(TooManyRequests):

@@ -20,7 +20,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from claude_gateway.errors import PayloadTooLarge, RequestTimeout
+from claude_gateway.errors import ApiError, PayloadTooLarge, RequestTimeout
 from claude_gateway.services.auth import KeyRing, Principal
 from claude_gateway.services.openai_compat import error_body as openai_error
 from claude_gateway.services.openai_compat import error_type, is_openai_path
@@ -146,32 +146,39 @@ class BodyLimitMiddleware:
                              f"Request bodies may be at most {limit} bytes")
             return
         received = 0
-        started = False
+        refused: ApiError | None = None
+        replaced = False
 
         async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
+            nonlocal replaced
+            # The app may turn our error into one of its own (FastAPI reports a body
+            # it could not read as a 400): the client gets the real reason instead.
+            if refused is not None:
+                if message["type"] == "http.response.start" and not replaced:
+                    replaced = True
+                    await send_error(scope, send, refused.status, refused.code,
+                                     refused.message)
+                return
             await send(message)
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             try:
                 message = await asyncio.wait_for(receive(), self.timeout)
             except TimeoutError:
-                raise RequestTimeout("The request body did not arrive in time") from None
+                refused = RequestTimeout("The request body did not arrive in time")
+                raise refused from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(f"Request bodies may be at most {limit} bytes")
+                    refused = PayloadTooLarge(f"Request bodies may be at most {limit} bytes")
+                    raise refused
             return message
 
-        # Raised while a handler reads the body, these reach the app's error handlers;
-        # caught here only when something read the body outside a handler.
         try:
             await self.app(scope, limited_receive, guarded_send)
         except (PayloadTooLarge, RequestTimeout) as exc:
-            if not started:
+            if not replaced:
                 await send_error(scope, send, exc.status, exc.code, exc.message)
 
 

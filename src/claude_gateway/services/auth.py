@@ -58,19 +58,23 @@ class KeyRing:
             for k in settings.api_keys
         ]
         self._stored: list[tuple[str, Principal]] = []
+        self._ever_made = False
         self._loaded_at = 0.0
 
     async def refresh(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._loaded_at < _REFRESH_SECONDS:
             return
-        keys = await self.store.list_api_keys()
-        self._stored = [(k.key_hash, Principal(k.name, k.admin, k.rate_limit)) for k in keys]
+        keys = await self.store.list_api_keys(include_revoked=True)
+        self._stored = [(k.key_hash, Principal(k.name, k.admin, k.rate_limit))
+                        for k in keys if k.revoked_at is None]
+        # Revoking the last key must not open the gateway: once made, keys stay required.
+        self._ever_made = bool(keys)
         self._loaded_at = time.monotonic()
 
     async def enabled(self) -> bool:
-        """Whether authentication is on (some key exists)."""
+        """Whether authentication is on: some key exists, or existed and was revoked."""
         await self.refresh()
-        return bool(self._configured or self._stored)
+        return bool(self._configured or self._ever_made)
 
     async def authenticate(self, token: str | None) -> Principal | None:
         """The principal of ``token``, or None."""

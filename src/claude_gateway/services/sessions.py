@@ -21,7 +21,7 @@ import logging
 import os
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,9 +34,11 @@ from claude_gateway.errors import (
     InvalidCursor,
     InvalidRequest,
     MaxSessionsReached,
+    PaymentRequired,
     PermissionModeNotAllowed,
     SessionEnded,
     SessionNotFound,
+    TooManyTurns,
 )
 from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS
 from claude_gateway.events.log import EventLog
@@ -227,6 +229,7 @@ class SessionManager:
         self._closing = False
         self._last_spawn_error: dict[str, dict[str, Any]] = {}
         self._naming: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._sessions_by_owner: Counter[str] = Counter()
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -243,6 +246,8 @@ class SessionManager:
                 await self.events.emit(record.id, "process.stopped",
                                        {"reason": "gateway_restarted"})
         self._active_sessions = await self.store.count_sessions(ACTIVE_SESSION_STATUSES)
+        self._sessions_by_owner = Counter(
+            await self.store.count_sessions_by_owner(ACTIVE_SESSION_STATUSES))
         self._reaper = asyncio.create_task(self._reap_forever(), name="session-reaper")
         self.spares.fill()
 
@@ -337,9 +342,16 @@ class SessionManager:
             raise MaxSessionsReached(
                 f"At most {self.settings.max_sessions} sessions may exist at once",
                 details={"maxSessions": self.settings.max_sessions})
-        # Reserve a place under the cap before any await, so parallel creates can't
-        # overshoot it.
-        self._active_sessions += 0 if is_run else 1
+        elif owner and 0 < self.settings.max_sessions_per_principal <= (
+                self._sessions_by_owner[owner]):
+            raise MaxSessionsReached(
+                f"A key may have at most {self.settings.max_sessions_per_principal} sessions",
+                details={"maxSessionsPerPrincipal": self.settings.max_sessions_per_principal})
+        # Reserve a place under the caps before any await, so parallel creates can't
+        # overshoot them.
+        if not is_run:
+            self._active_sessions += 1
+            self._sessions_by_owner[owner] += 1
         try:
             moment = now()
             options = {
@@ -370,6 +382,7 @@ class SessionManager:
                 self.locks.release(place, session_id)  # no-op unless it took it
             else:
                 self._active_sessions -= 1
+                self._sessions_by_owner[owner] -= 1
             raise
         await self.events.emit(session_id, "session.created",
                                {"session": session_to_api(record)})
@@ -466,6 +479,8 @@ class SessionManager:
         await self.store.update_session(record.id, status=status, ended_at=now())
         if record.kind == "session":
             self._active_sessions = max(0, self._active_sessions - 1)
+            self._sessions_by_owner[record.owner] = max(
+                0, self._sessions_by_owner[record.owner] - 1)
         for pending in list(live.queued):
             live.queued.remove(pending)
             await self._finish_turn_record(record.id, pending.id, "turn.failed", {
@@ -509,6 +524,7 @@ class SessionManager:
             live.share_workspace = bool(record.options.get("shareWorkspace"))
         if live.closed:
             raise SessionEnded(session_id, live.closed_status)
+        await self._check_principal_limits(live.owner)
         if not live.share_workspace:
             self.locks.acquire(live.workspace, session_id)
         blocks = prompt_blocks(prompt, self.settings.max_image_bytes)
@@ -546,6 +562,26 @@ class SessionManager:
         pending.queued_seq = queued.seq
         recorded.set_result(None)
         return pending
+
+    async def _check_principal_limits(self, owner: str) -> None:
+        """A key's turn cap and daily budget (the session's owner pays)."""
+        if not owner:
+            return
+        cap = self.settings.max_turns_per_principal
+        if cap > 0:
+            busy = sum(len(s.queued) + (1 if s.current else 0)
+                       for s in self._live.values() if s.owner == owner and not s.closed)
+            if busy >= cap:
+                raise TooManyTurns(f"A key may have at most {cap} turns running or queued",
+                                   details={"maxTurnsPerPrincipal": cap})
+        budget = self.settings.daily_budget_usd
+        if budget > 0:
+            midnight = now().replace(hour=0, minute=0, second=0, microsecond=0)
+            spent = await self.store.spent_since(owner, midnight)
+            if spent >= budget:
+                raise PaymentRequired(
+                    f"This key has spent ${spent:.4f} of its ${budget:.2f} daily budget",
+                    details={"spentUsd": round(spent, 6), "dailyBudgetUsd": budget})
 
     async def interrupt(self, session_id: str, owner: str | None, *,
                         clear_queue: bool = False) -> bool:

@@ -259,6 +259,13 @@ class SqlStore:
 
         return await self._write(work)
 
+    async def count_sessions_by_owner(self, statuses: Sequence[str]) -> dict[str, int]:
+        table = schema.sessions
+        query = (select(table.c.owner, func.count()).where(
+            table.c.status.in_(list(statuses)), table.c.kind == "session")
+            .group_by(table.c.owner))
+        return await self._read(lambda conn: {r[0]: int(r[1]) for r in conn.execute(query)})
+
     async def count_sessions(self, statuses: Sequence[str]) -> int:
         table = schema.sessions
         query = (select(func.count()).select_from(table)

@@ -1,0 +1,290 @@
+"""API keys, isolation between principals, rate limits and the hardened surface."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from claude_gateway.cli import app as cli_app
+from tests.conftest import Gateway, wait_until
+
+pytestmark = pytest.mark.anyio
+
+ALICE = "alice-key-0123456789abcdef"
+BOB = "bob-key-0123456789abcdef"
+ROOT = "root-key-0123456789abcd"
+SLOW = "slow-key-0123456789abcdef"
+KEYS = [
+    {"name": "alice", "key": ALICE},
+    {"name": "bob", "key": BOB},
+    {"name": "root", "key": ROOT, "admin": True},
+    {"name": "slow", "key": SLOW, "rateLimit": "8/minute"},
+]
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def routes(gateway: Gateway) -> list[tuple[str, str]]:
+    """Every (method, path) of the OpenAPI schema, path parameters filled in."""
+    found = []
+    for path, operations in gateway.app.openapi()["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "x", path)
+        found.extend((method.upper(), concrete) for method in operations)
+    return found
+
+
+@pytest.fixture
+def secured(start_gateway: Any) -> Gateway:
+    gateway: Gateway = start_gateway(api_keys=KEYS, max_body_bytes=4096)
+    return gateway
+
+
+async def test_every_route_needs_a_key_but_health(secured: Gateway) -> None:
+    checked = 0
+    async with secured.client() as client:
+        for method, path in routes(secured):
+            response = await client.request(method, path, json={} if method in (
+                "POST", "PUT", "PATCH") else None)
+            if path == "/health":
+                assert response.status_code == 200
+                continue
+            assert response.status_code == 401, (method, path, response.text)
+            body = response.json()
+            if path.startswith(("/v1/models", "/v1/chat/completions")):
+                assert body["error"]["type"] == "authentication_error"
+            else:
+                assert body["error"]["code"] == "UNAUTHORIZED"
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            checked += 1
+            wrong = await client.request(method, path, headers=auth("cgw_not-a-real-key"))
+            assert wrong.status_code == 401, (method, path)
+        assert checked >= 15
+        # The MCP endpoint refuses before the MCP layer sees anything.
+        mcp = await client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert mcp.status_code == 401 and mcp.json()["error"]["code"] == "UNAUTHORIZED"
+        # Keys are never accepted in the URL unless the operator enables it.
+        query = await client.get("/v1/sessions", params={"access_token": ALICE})
+        assert query.status_code == 401
+        ok = await client.get("/v1/sessions", headers=auth(ALICE))
+        assert ok.status_code == 200
+        assert (await client.get("/v1/models", headers=auth(BOB))).status_code == 200
+
+
+@pytest.mark.cli
+async def test_principals_only_see_their_own_resources(secured: Gateway) -> None:
+    async with secured.client() as client:
+        created = await client.post("/v1/sessions", headers=auth(ALICE),
+                                    json={"workspace": "proj"})
+        session_id = created.json()["id"]
+        done = await client.post(f"/v1/sessions/{session_id}/messages", headers=auth(ALICE),
+                                 json={"prompt": "@reply mine"})
+        assert done.json()["result"] == "mine"
+        for method, path in [("GET", ""), ("GET", "/messages"), ("GET", "/permissions"),
+                             ("POST", "/interrupt"), ("PATCH", ""), ("DELETE", "")]:
+            other = await client.request(method, f"/v1/sessions/{session_id}{path}",
+                                         headers=auth(BOB), json={} if method == "PATCH"
+                                         else None)
+            assert other.status_code == 404, (method, path, other.text)
+            assert other.json()["error"]["code"] == "SESSION_NOT_FOUND"
+        events = await client.get(f"/v1/sessions/{session_id}/events", headers=auth(BOB),
+                                  params={"follow": "false"})
+        assert events.status_code == 404
+        assert (await client.post(f"/v1/sessions/{session_id}/messages", headers=auth(BOB),
+                                  json={"prompt": "@reply theirs"})).status_code == 404
+        assert [s["id"] for s in (await client.get("/v1/sessions", headers=auth(BOB))
+                                  ).json()["sessions"]] == []
+        # The admin sees everyone's.
+        assert (await client.get(f"/v1/sessions/{session_id}", headers=auth(ROOT))
+                ).status_code == 200
+        # Files: each principal has its own directory; the admin sees the whole root.
+        put = await client.put("/v1/files/proj/notes.txt", content=b"alice's",
+                               headers=auth(ALICE))
+        assert put.status_code == 201
+        root = secured.settings.workspace_root
+        assert (root / "alice" / "proj" / "notes.txt").read_bytes() == b"alice's"
+        assert (await client.get("/v1/files/proj/notes.txt", headers=auth(BOB))
+                ).status_code == 404
+        theirs = await client.get("/v1/files/%2e%2e/alice/proj/notes.txt", headers=auth(BOB))
+        assert theirs.json()["error"]["code"] == "PATH_OUTSIDE_WORKSPACE"
+        assert (await client.get("/v1/files/alice/proj/notes.txt", headers=auth(ROOT))
+                ).content == b"alice's"
+        # The session ran in alice's directory.
+        assert (root / "alice" / "proj").is_dir()
+        # WebSocket: another principal's session is as good as missing.
+        url = f"ws://127.0.0.1:{secured.server.port}/v1/sessions/{session_id}/ws"
+        async with connect(url, additional_headers=auth(BOB)) as ws:
+            assert json.loads(await ws.recv())["code"] == "SESSION_NOT_FOUND"
+
+
+@pytest.mark.cli
+async def test_websocket_authenticates_by_header_or_first_frame(secured: Gateway) -> None:
+    async with secured.client() as client:
+        session_id = (await client.post("/v1/sessions", headers=auth(ALICE))).json()["id"]
+    url = f"ws://127.0.0.1:{secured.server.port}/v1/sessions/{session_id}/ws"
+    async with connect(url) as ws:  # no header: the first frame must authenticate
+        await ws.send(json.dumps({"type": "auth", "token": "wrong"}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    async with connect(url) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": ALICE}))
+        first = json.loads(await ws.recv())
+        assert first["seq"] == 1 and first["type"] == "session.created"
+    async with connect(url, additional_headers=auth(ALICE)) as ws:
+        assert json.loads(await ws.recv())["seq"] == 1
+    with pytest.raises(Exception, match="HTTP 403"):  # a wrong header: refused at once
+        async with connect(url, additional_headers=auth("cgw_wrong")) as ws:
+            await ws.recv()
+
+
+async def test_rate_limits_per_key_with_retry_after(secured: Gateway) -> None:
+    async with secured.client() as client:
+        codes = [(await client.get("/v1/sessions", headers=auth(SLOW))).status_code
+                 for _ in range(9)]
+        assert codes == [200] * 8 + [429]
+        limited = await client.get("/v1/sessions", headers=auth(SLOW))
+        assert limited.json()["error"]["code"] == "RATE_LIMITED"
+        assert int(limited.headers["retry-after"]) >= 1
+        # Another key has its own budget.
+        assert (await client.get("/v1/sessions", headers=auth(ALICE))).status_code == 200
+
+
+async def test_oversized_bodies_get_413_everywhere(secured: Gateway) -> None:
+    big = "x" * 8000
+    async with secured.client() as client:
+        for path, body in [("/v1/sessions", {"metadata": {"big": big}}),
+                           ("/v1/runs", {"prompt": big}),
+                           ("/v1/chat/completions", {"model": "sonnet", "messages": [
+                               {"role": "user", "content": big}]})]:
+            response = await client.post(path, json=body, headers=auth(ALICE))
+            assert response.status_code == 413, (path, response.text)
+        async def pieces() -> Any:
+            for _ in range(10):
+                yield b" " * 1000
+
+        chunked = await client.post("/v1/sessions", headers={
+            **auth(ALICE), "content-type": "application/json"}, content=pieces())
+        assert chunked.status_code == 413
+        assert chunked.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_host_origin_and_security_headers(start_gateway: Any) -> None:
+    gateway: Gateway = start_gateway(cors_origins=["http://console.example"])
+    async with gateway.client() as client:
+        plain = await client.get("/health")
+        assert plain.headers["x-content-type-options"] == "nosniff"
+        assert plain.headers["x-frame-options"] == "DENY"
+        rebound = await client.get("/v1/sessions", headers={"Host": "evil.example"})
+        assert rebound.status_code == 421
+        assert rebound.json()["error"]["code"] == "HOST_NOT_ALLOWED"
+        cross = await client.get("/v1/sessions", headers={"Origin": "http://evil.example"})
+        assert cross.status_code == 403 and cross.json()["error"]["code"] == (
+            "ORIGIN_NOT_ALLOWED")
+        allowed = await client.get("/v1/sessions",
+                                   headers={"Origin": "http://console.example"})
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "http://console.example"
+        preflight = await client.options("/v1/sessions", headers={
+            "Origin": "http://console.example", "Access-Control-Request-Method": "POST"})
+        assert preflight.status_code == 200
+        error = await client.get("/v1/sessions/ses_missing")
+        assert "Traceback" not in error.text and "/src/" not in error.text
+
+
+def test_keys_are_hashed_and_compared_in_constant_time(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import hmac
+
+    from claude_gateway.services import auth as auth_module
+    from claude_gateway.settings import Settings
+    from claude_gateway.storage.sql import SqlStore
+
+    async def scenario() -> tuple[list[int], str]:
+        store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}")
+        await store.start()
+        keys = [await auth_module.create_key(store, f"user{i}") for i in range(5)]
+        stored = await store.list_api_keys()
+        ring = auth_module.KeyRing(store, Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
+        calls: list[int] = []
+        real = hmac.compare_digest
+
+        def counting(a: Any, b: Any) -> bool:
+            calls[-1] += 1
+            return real(a, b)
+
+        monkeypatch.setattr(auth_module.hmac, "compare_digest", counting)
+        for key in [keys[0], keys[4], "cgw_nope"]:
+            calls.append(0)
+            await ring.authenticate(key)
+        await store.close()
+        return calls, json.dumps([s.key_hash for s in stored]) + json.dumps(keys)
+
+    calls, dump = asyncio.run(scenario())
+    # Every key is compared, whether the match is first, last or missing.
+    assert calls == [5, 5, 5]
+    hashes, keys = dump.split("][")
+    assert not any(k.strip('"[]') in hashes for k in keys.split(","))
+
+
+def test_keys_command_and_the_refusal_to_serve_exposed_without_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLAUDE_GATEWAY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CLAUDE_GATEWAY_SPARE_PROCESSES", "0")
+    runner = CliRunner()
+    refused = runner.invoke(cli_app, ["serve", "--host", "0.0.0.0"])
+    assert refused.exit_code == 2
+    assert "refusing to serve 0.0.0.0 without API keys" in refused.output
+    created = runner.invoke(cli_app, ["keys", "create", "carol", "--rate-limit", "5/second"])
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("cgw_") and len(key) > 40
+    listed = runner.invoke(cli_app, ["keys", "list"])
+    assert "carol" in listed.output and key not in listed.output
+    assert key[:8] in listed.output
+    database = (tmp_path / "data" / "gateway.db").read_bytes()
+    assert key.encode() not in database, "keys are stored hashed"
+    assert runner.invoke(cli_app, ["keys", "create", "carol"]).exit_code == 1
+    assert runner.invoke(cli_app, ["keys", "create", "../evil"]).exit_code == 1
+    assert runner.invoke(cli_app, ["keys", "revoke", "carol"]).exit_code == 0
+    assert runner.invoke(cli_app, ["keys", "revoke", "carol"]).exit_code == 1
+
+
+@pytest.mark.cli
+async def test_a_revoked_key_stops_working_on_a_running_gateway(start_gateway: Any) -> None:
+    from claude_gateway.services.auth import create_key, revoke_key
+    from claude_gateway.storage.sql import SqlStore
+
+    gateway: Gateway = start_gateway()
+    # As `claude-gateway keys` does: another process writes the gateway's database.
+    store = SqlStore(gateway.settings.database_url)
+    await store.start()
+    try:
+        key = await create_key(store, "dave")
+        # The first key turns authentication on, within a couple of seconds.
+        await wait_until(lambda: _status(gateway, "") == 401)
+        assert _status(gateway, key) == 200
+        async with gateway.client():
+            await revoke_key(store, "dave")
+            await wait_until(lambda: _status(gateway, key) == 401)
+            # Revoking the last key does not open the gateway.
+            assert _status(gateway, "") == 401
+    finally:
+        await store.close()
+
+
+def _status(gateway: Gateway, key: str) -> int:
+    headers = auth(key) if key else {}
+    return httpx.get(f"{gateway.url}/v1/sessions", headers=headers).status_code
