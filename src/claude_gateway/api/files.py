@@ -10,11 +10,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
+from claude_gateway.api.models import ErrorOut, error_responses
 from claude_gateway.api.principals import owner_filter
 from claude_gateway.errors import InvalidRequest
 from claude_gateway.services.files import FileService
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(prefix="/v1/files", tags=["files"],
+                   responses=error_responses(ErrorOut))
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "`PATH_OUTSIDE_WORKSPACE`, `INVALID_PATH`"},
@@ -48,7 +50,7 @@ def files(request: Request) -> FileService:
 @router.get("", response_model=DirectoryOut, responses=ERRORS)
 @router.get("/{path:path}", response_model=DirectoryOut, responses={
     **ERRORS, 200: {"description": "A directory listing (JSON), or the file's bytes",
-                    "content": {"application/octet-stream": {}}}})
+                    "content": {"*/*": {}}}})
 async def read(request: Request, path: str = "") -> Any:
     """A directory's entries, or a file's bytes (with its content type; Range supported)."""
     service = files(request)

@@ -163,3 +163,43 @@ class PermissionOut(BaseModel):
 
 class PermissionListOut(BaseModel):
     permissions: list[PermissionOut]
+
+
+class ErrorDetailOut(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorOut(BaseModel):
+    """The native API's error body."""
+
+    error: ErrorDetailOut
+    requestId: str
+    timestamp: str
+
+
+class OpenAIErrorDetailOut(BaseModel):
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+
+class OpenAIErrorOut(BaseModel):
+    """OpenAI's error body (the OpenAI-compatible paths)."""
+
+    error: OpenAIErrorDetailOut
+
+
+def error_responses(model: type[BaseModel] = ErrorOut) -> dict[int | str, dict[str, Any]]:
+    """What any route may answer besides success: documented, so clients and schema
+    checkers know every status the gateway sends."""
+    reasons = {
+        400: "Invalid request", 401: "Missing or wrong API key",
+        402: "Daily budget exceeded", 403: "Forbidden (mode, origin)",
+        404: "Not found, or not yours", 405: "Method not allowed", 408: "Body too slow",
+        409: "Conflict (ended session, busy workspace, answered permission)",
+        413: "Body too large", 421: "Host not served", 429: "Rate or capacity limit",
+    }
+    return {status: {"model": model, "description": text} for status, text in reasons.items()}

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
+from claude_gateway.api.models import OpenAIErrorOut, error_responses
 from claude_gateway.api.sessions import creator_of, owner_of
 from claude_gateway.errors import InvalidRequest, PayloadTooLarge
 from claude_gateway.services import openai_compat as oa
@@ -29,7 +30,8 @@ from claude_gateway.services.runs import RunRequest, RunService
 from claude_gateway.services.sessions import PendingTurn, SessionCreate, SessionManager
 from claude_gateway.settings import Settings
 
-router = APIRouter(tags=["openai"])
+router = APIRouter(tags=["openai"],
+                   responses=error_responses(OpenAIErrorOut))
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> dict[str, Any]:
@@ -91,7 +93,10 @@ async def prompt_of(message: oa.ChatMessage, preamble: str, settings: Settings
     return blocks
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", responses={200: {
+    "content": {"application/json": {}, "text/event-stream": {}},
+    "description": "A chat.completion, or chat.completion.chunk events with stream"},
+    502: {"model": OpenAIErrorOut, "description": "The agent's turn failed upstream"}})
 async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
     """OpenAI chat completions, streamed or not, answered by a Claude Code agent."""
     settings: Settings = request.app.state.settings

@@ -6,11 +6,18 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from claude_gateway.api.models import PermissionAnswerBody, PermissionListOut, PermissionOut
+from claude_gateway.api.models import (
+    ErrorOut,
+    PermissionAnswerBody,
+    PermissionListOut,
+    PermissionOut,
+    error_responses,
+)
 from claude_gateway.api.sessions import manager, owner_of
 from claude_gateway.services.permissions import permission_to_api
 
-router = APIRouter(prefix="/v1/sessions", tags=["permissions"])
+router = APIRouter(prefix="/v1/sessions", tags=["permissions"],
+                   responses=error_responses(ErrorOut))
 
 
 @router.get("/{session_id}/permissions", response_model=PermissionListOut,

@@ -10,7 +10,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from claude_gateway.api.models import ApiModel, EffortName, PermissionModeName, UsageOut
+from claude_gateway.api.models import (
+    ApiModel,
+    EffortName,
+    ErrorOut,
+    PermissionModeName,
+    UsageOut,
+    error_responses,
+)
 from claude_gateway.api.sessions import creator_of, owner_of
 from claude_gateway.api.sse import event_stream_response
 from claude_gateway.errors import RunNotFound
@@ -18,7 +25,8 @@ from claude_gateway.services.prompts import Prompt
 from claude_gateway.services.runs import RunRequest, RunService, run_result
 from claude_gateway.storage.records import EventRecord
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/v1/runs", tags=["runs"],
+                   responses=error_responses(ErrorOut))
 
 
 class RunBody(ApiModel):

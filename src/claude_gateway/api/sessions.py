@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from claude_gateway.api.models import (
     CreateSessionBody,
+    ErrorOut,
     EventPageOut,
     InterruptOut,
     MessageBody,
@@ -18,6 +19,7 @@ from claude_gateway.api.models import (
     SessionListOut,
     SessionOut,
     TurnResultOut,
+    error_responses,
 )
 from claude_gateway.api.principals import creator, owner_filter
 from claude_gateway.api.sse import event_stream_response
@@ -25,7 +27,8 @@ from claude_gateway.errors import InvalidCursor
 from claude_gateway.events.envelope import envelope, rfc3339
 from claude_gateway.services.sessions import DuplicateClientId, SessionCreate, SessionManager
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"],
+                   responses=error_responses(ErrorOut))
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid request (`INVALID_REQUEST`, `INVALID_CURSOR`)"},
@@ -108,6 +111,8 @@ async def delete_session(request: Request, session_id: str,
 
 @router.post("/{session_id}/messages", response_model=TurnResultOut,
              responses={**ERRORS, 202: {"description": "Still running after `timeoutMs`"},
+                        200: {"content": {"text/event-stream": {}},
+                              "description": "The result, or the turn's events with stream"},
                         409: {"description": "`SESSION_ENDED`, `SESSION_EXPIRED`"}})
 async def send_message(request: Request, session_id: str, body: MessageBody) -> Any:
     """Send a prompt; queued behind a running turn. Waits for the result, or streams it."""

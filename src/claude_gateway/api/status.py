@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from claude_gateway.api.models import ErrorOut, error_responses
 from claude_gateway.services.sessions import SessionManager
 
-router = APIRouter(tags=["status"])
+router = APIRouter(tags=["status"],
+                   responses=error_responses(ErrorOut))
 
 
 @router.get("/v1/status")
