@@ -11,7 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from claude_gateway.cli import app as cli_app
 from tests.conftest import Gateway, wait_until
@@ -142,7 +142,7 @@ async def test_websocket_authenticates_by_header_or_first_frame(secured: Gateway
         assert first["seq"] == 1 and first["type"] == "session.created"
     async with connect(url, additional_headers=auth(ALICE)) as ws:
         assert json.loads(await ws.recv())["seq"] == 1
-    with pytest.raises(Exception, match="HTTP 403"):  # a wrong header: refused at once
+    with pytest.raises(InvalidStatus, match="HTTP 401"):  # a wrong header: refused at once
         async with connect(url, additional_headers=auth("cgw_wrong")) as ws:
             await ws.recv()
 
@@ -288,3 +288,89 @@ async def test_a_revoked_key_stops_working_on_a_running_gateway(start_gateway: A
 def _status(gateway: Gateway, key: str) -> int:
     headers = auth(key) if key else {}
     return httpx.get(f"{gateway.url}/v1/sessions", headers=headers).status_code
+
+
+async def test_a_valid_key_reaches_every_route(secured: Gateway) -> None:
+    async with secured.client() as client:
+        for method, path in routes(secured):
+            if (method, path) in {("POST", "/v1/runs"), ("POST", "/v1/chat/completions"),
+                                  ("POST", "/v1/sessions"), ("POST", "/v1/sessions/x/messages")}:
+                continue  # these start agents; other tests cover them with a key
+            response = await client.request(method, path, headers=auth(ROOT))
+            assert response.status_code not in (401, 403), (method, path, response.text)
+            assert response.status_code < 500, (method, path, response.text)
+
+
+@pytest.mark.cli
+async def test_mcp_and_websocket_share_the_guards(secured: Gateway) -> None:
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "0"}}}
+    accept = {"Accept": "application/json, text/event-stream"}
+    async with secured.client() as client:
+        ok = await client.post("/mcp", json=initialize, headers={**accept, **auth(ALICE)})
+        assert ok.status_code == 200
+        big = await client.post("/mcp", headers={**accept, **auth(ALICE)},
+                                json={**initialize, "padding": "x" * 8000})
+        assert big.status_code == 413
+        alices = (await client.post("/v1/sessions", headers=auth(ALICE))).json()["id"]
+        run = (await client.post("/v1/runs", headers=auth(ALICE),
+                                 json={"prompt": "@reply a run"})).json()
+        assert run["status"] == "completed"
+        assert (await client.get(f"/v1/runs/{run['runId']}", headers=auth(BOB))
+                ).status_code == 404
+        assert (await client.post(f"/v1/runs/{run['runId']}/cancel", headers=auth(BOB))
+                ).json()["error"]["code"] == "RUN_NOT_FOUND"
+        for _ in range(8):
+            await client.get("/v1/sessions", headers=auth(SLOW))
+        limited = await client.post("/mcp", json=initialize, headers={**accept, **auth(SLOW)})
+        assert limited.status_code == 429
+    port = secured.server.port
+    with pytest.raises(InvalidStatus, match="HTTP 429"):
+        async with connect(f"ws://127.0.0.1:{port}/v1/sessions/{alices}/ws",
+                           additional_headers=auth(SLOW)) as ws:
+            await ws.recv()
+    async with connect(f"ws://127.0.0.1:{port}/v1/sessions/{alices}/ws") as ws:
+        await ws.send(json.dumps({"type": "prompt", "prompt": "no auth frame first"}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+@pytest.mark.cli
+async def test_per_key_caps_and_the_daily_budget(start_gateway: Any) -> None:
+    gateway: Gateway = start_gateway(api_keys=KEYS, max_sessions_per_principal=1,
+                                     daily_budget_usd=0.000001)
+    async with gateway.client() as client:
+        first = await client.post("/v1/sessions", headers=auth(ALICE))
+        assert first.status_code == 201
+        second = await client.post("/v1/sessions", headers=auth(ALICE))
+        assert second.status_code == 429
+        assert second.json()["error"]["code"] == "MAX_SESSIONS_REACHED"
+        assert (await client.post("/v1/sessions", headers=auth(BOB))).status_code == 201
+        session_id = first.json()["id"]
+        spent = await client.post(f"/v1/sessions/{session_id}/messages", headers=auth(ALICE),
+                                  json={"prompt": "@usage 1000 100\n@reply that cost"})
+        assert spent.json()["totalCostUsd"] > 0
+        over = await client.post(f"/v1/sessions/{session_id}/messages", headers=auth(ALICE),
+                                 json={"prompt": "@reply more"})
+        assert over.status_code == 402
+        assert over.json()["error"]["code"] == "BUDGET_EXCEEDED"
+        # Ending a session frees its place under the cap.
+        await client.delete(f"/v1/sessions/{session_id}", headers=auth(ALICE))
+        assert (await client.post("/v1/sessions", headers=auth(ALICE))).status_code == 201
+
+
+async def test_deeply_nested_json_is_refused(secured: Gateway) -> None:
+    nested: Any = "leaf"
+    for _ in range(40):
+        nested = [nested]
+    async with secured.client() as client:
+        response = await client.post("/v1/sessions", headers=auth(ALICE),
+                                     json={"metadata": {"deep": nested}})
+        assert response.status_code == 400
+        assert "nested deeper" in response.text
+        bomb = '{"metadata": ' + "[" * 20000 + "]" * 20000 + "}"
+        response = await client.post("/v1/sessions", content=bomb, headers={
+            **auth(ALICE), "content-type": "application/json"})
+        assert response.status_code in (400, 413)

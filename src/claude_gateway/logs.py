@@ -18,6 +18,7 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 REDACTED = "[REDACTED]"
 _SECRET_PATTERNS = [
     re.compile(r"sk-ant-[A-Za-z0-9_\-]+"),
+    re.compile(r"cgw_[A-Za-z0-9_\-]{20,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+"),
     re.compile(r"(?i)((?:x-api-key|api[_-]?key|auth[_-]?token|password)[\"']?\s*[:=]\s*[\"']?)"
                r"[^\s\"',}]+"),

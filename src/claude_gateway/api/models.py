@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from claude_gateway.services.prompts import Prompt
 
 PermissionModeName = Literal["default", "acceptEdits", "plan", "dontAsk", "bypassPermissions"]
 EffortName = Literal["low", "medium", "high", "xhigh", "max"]
+
+
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(value: Any, depth: int = 0) -> int:
+    """How deeply lists and objects nest in ``value``."""
+    if depth > MAX_JSON_DEPTH:
+        return depth
+    if isinstance(value, dict):
+        return max((json_depth(v, depth + 1) for v in value.values()), default=depth + 1)
+    if isinstance(value, list):
+        return max((json_depth(v, depth + 1) for v in value), default=depth + 1)
+    return depth
+
+
+def shallow(value: Any) -> Any:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH (it only serves to exhaust parsers)."""
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+ShallowJson = Annotated[dict[str, Any], AfterValidator(shallow)]
 
 
 class ApiModel(BaseModel):
@@ -32,7 +56,7 @@ class CreateSessionBody(ApiModel):
     effort: EffortName | None = None
     add_dirs: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: ShallowJson = Field(default_factory=dict)
     resume: str | None = Field(None, description="A Claude session id to continue.")
     fork_from: str | None = Field(None, description="A gateway session id to fork.")
     share_workspace: bool = Field(
@@ -43,7 +67,7 @@ class CreateSessionBody(ApiModel):
 class PatchSessionBody(ApiModel):
     model: str | None = None
     permission_mode: PermissionModeName | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: ShallowJson | None = None
 
 
 class MessageBody(ApiModel):
@@ -140,7 +164,7 @@ class InterruptOut(BaseModel):
 
 class PermissionAnswerBody(ApiModel):
     decision: Literal["allow", "deny"]
-    updated_input: dict[str, Any] | None = Field(
+    updated_input: ShallowJson | None = Field(
         None, description="With allow: the tool runs with this input instead.")
     message: str | None = Field(
         None, max_length=10_000, description="With deny: what the model is told.")

@@ -15,6 +15,7 @@ from claude_gateway.api.models import (
     EffortName,
     ErrorOut,
     PermissionModeName,
+    ShallowJson,
     UsageOut,
     error_responses,
 )
@@ -36,7 +37,7 @@ class RunBody(ApiModel):
     model: str | None = None
     system_prompt: str | None = None
     append_system_prompt: str | None = None
-    json_schema: dict[str, Any] | None = Field(
+    json_schema: ShallowJson | None = Field(
         None, description="The answer must match this JSON schema (`structuredOutput`).")
     effort: EffortName | None = None
     permission_mode: PermissionModeName | None = None

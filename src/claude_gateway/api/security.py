@@ -52,6 +52,21 @@ async def send_error(scope: Scope, send: Send, status: int, code: str, message: 
     await send({"type": "http.response.body", "body": body})
 
 
+async def deny_websocket(scope: Scope, send: Send, status: int, code: str, message: str,
+                         close_code: int, headers: dict[str, str] | None = None) -> None:
+    """Refuse a WebSocket handshake with a real HTTP status and the error body when the
+    server supports it; otherwise close it with ``close_code``."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = json.dumps(error_payload(scope, status, code, message)).encode()
+        all_headers = {"content-type": "application/json",
+                       "content-length": str(len(body)), **(headers or {})}
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": [(k.encode(), v.encode()) for k, v in all_headers.items()]})
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    await send({"type": "websocket.close", "code": close_code, "reason": code})
+
+
 class SecurityHeadersMiddleware:
     """Headers that keep browsers from sniffing, framing or leaking what we send."""
 
@@ -115,7 +130,7 @@ class HostOriginMiddleware:
         if problem is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008, "reason": problem[1]})
+            await deny_websocket(scope, send, *problem, close_code=1008)
         else:
             await send_error(scope, send, *problem)
 
@@ -231,8 +246,8 @@ class AuthMiddleware:
                         scope.setdefault("state", {})["auth_pending"] = True
                         await self.app(scope, receive, send)
                         return
-                    await send({"type": "websocket.close", "code": 4401,
-                                "reason": "UNAUTHORIZED"})
+                    await deny_websocket(scope, send, 401, "UNAUTHORIZED",
+                                         "A valid API key is needed", close_code=4401)
                     return
                 await send_error(scope, send, 401, "UNAUTHORIZED",
                                  "A valid API key is needed: Authorization: Bearer <key>",
@@ -257,8 +272,9 @@ class AuthMiddleware:
                 stats = await self.limiter.get_window_stats(item, key)
                 retry = max(1, int(stats.reset_time - time.time()) + 1)
                 if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 4429,
-                                "reason": "RATE_LIMITED"})
+                    await deny_websocket(scope, send, 429, "RATE_LIMITED",
+                                         f"Rate limit {item} reached; retry in {retry} s",
+                                         close_code=4429, headers={"Retry-After": str(retry)})
                 else:
                     await send_error(scope, send, 429, "RATE_LIMITED",
                                      f"Rate limit {item} reached; retry in {retry} s",
