@@ -374,3 +374,30 @@ async def test_deeply_nested_json_is_refused(secured: Gateway) -> None:
         response = await client.post("/v1/sessions", content=bomb, headers={
             **auth(ALICE), "content-type": "application/json"})
         assert response.status_code in (400, 413)
+
+
+@pytest.mark.cli
+async def test_mcp_tools_act_for_the_calling_key(secured: Gateway) -> None:
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with secured.client() as client:
+        alices = (await client.post("/v1/sessions", headers=auth(ALICE))).json()["id"]
+        await client.put("/v1/files/mine.txt", content=b"alice only", headers=auth(ALICE))
+
+    async def call(key: str, tool: str, arguments: dict[str, Any]) -> Any:
+        async with httpx2.AsyncClient(headers=auth(key), timeout=60) as http, \
+                streamable_http_client(f"{secured.url}/mcp", http_client=http) as (r, w), \
+                ClientSession(r, w) as session:
+            await session.initialize()
+            return await session.call_tool(tool, arguments)
+
+    theirs = await call(BOB, "get_messages", {"session_id": alices})
+    assert theirs.is_error and "SESSION_NOT_FOUND" in theirs.content[0].text  # type: ignore[union-attr]
+    own = await call(ALICE, "get_messages", {"session_id": alices})
+    assert not own.is_error
+    hidden = await call(BOB, "read_file", {"path": "mine.txt"})
+    assert hidden.is_error and "FILE_NOT_FOUND" in hidden.content[0].text  # type: ignore[union-attr]
+    visible = await call(ALICE, "read_file", {"path": "mine.txt"})
+    assert "alice only" in str(visible.content)
