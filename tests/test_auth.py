@@ -340,14 +340,21 @@ async def test_mcp_and_websocket_share_the_guards(secured: Gateway) -> None:
 @pytest.mark.cli
 async def test_per_key_caps_and_the_daily_budget(start_gateway: Any) -> None:
     gateway: Gateway = start_gateway(api_keys=KEYS, max_sessions_per_principal=1,
-                                     daily_budget_usd=0.000001)
+                                     max_turns_per_principal=1, daily_budget_usd=0.000001)
     async with gateway.client() as client:
+        bobs = (await client.post("/v1/sessions", headers=auth(BOB))).json()["id"]
+        slow = await client.post(f"/v1/sessions/{bobs}/messages", headers=auth(BOB), json={
+            "prompt": "@slow 0.2\n@reply " + "w " * 10, "timeoutMs": 0})
+        assert slow.status_code == 202
+        busy = await client.post(f"/v1/sessions/{bobs}/messages", headers=auth(BOB),
+                                 json={"prompt": "@reply queued?", "timeoutMs": 0})
+        assert busy.status_code == 429 and busy.json()["error"]["code"] == "TOO_MANY_TURNS"
         first = await client.post("/v1/sessions", headers=auth(ALICE))
         assert first.status_code == 201
         second = await client.post("/v1/sessions", headers=auth(ALICE))
         assert second.status_code == 429
         assert second.json()["error"]["code"] == "MAX_SESSIONS_REACHED"
-        assert (await client.post("/v1/sessions", headers=auth(BOB))).status_code == 201
+        assert (await client.post("/v1/sessions", headers=auth(BOB))).status_code == 429
         session_id = first.json()["id"]
         spent = await client.post(f"/v1/sessions/{session_id}/messages", headers=auth(ALICE),
                                   json={"prompt": "@usage 1000 100\n@reply that cost"})
