@@ -36,6 +36,7 @@ import httpx
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
 
 from claude_gateway.runtime.cli_binary import find_cli
+from claude_gateway.testing.gateway_process import start_gateway_process
 from claude_gateway.testing.mock_model import MockModel, MockModelServer
 
 RESULTS = Path(__file__).parent / "results"
@@ -76,20 +77,7 @@ class GatewayProcess:
     def __init__(self, scratch: Path, mock: MockModelServer, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ)
-        env.update({
-            "CLAUDE_GATEWAY_DATA_DIR": str(scratch / "gateway-data"),
-            "CLAUDE_GATEWAY_WORKSPACE_ROOT": str(scratch / "workspaces"),
-            "CLAUDE_GATEWAY_UPSTREAM_BASE_URL": mock.url,
-            "CLAUDE_GATEWAY_UPSTREAM_API_KEY": "bench",
-            "CLAUDE_GATEWAY_CLI_MAX_RETRIES": "1",
-            "CLAUDE_GATEWAY_LOG_LEVEL": "WARNING",
-            "CLAUDE_GATEWAY_SPARE_PROCESSES": "0",
-            **{f"CLAUDE_GATEWAY_{k.upper()}": v for k, v in settings.items()},
-        })
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "claude_gateway", "serve", "--port", str(self.port)],
-            env=env, cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = start_gateway_process(scratch, mock.url, self.port, **settings)
 
     async def wait(self) -> None:
         async with httpx.AsyncClient() as client:

@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import anyio
 import httpx
 import pytest
 
+from claude_gateway.testing.gateway_process import start_gateway_process
 from claude_gateway.testing.mock_model import MockModelServer
 from tests.conftest import Gateway, processes_in, wait_until
 from tests.sse import collect, is_turn_end
@@ -150,21 +150,9 @@ async def test_a_cli_killed_while_idle_is_replaced(
                                                          "After.\n@reply two"]
 
 
-def gateway_process(tmp_path: Path, mock: MockModelServer, port: int) -> subprocess.Popen[str]:
-    env = dict(os.environ)
-    env.update({
-        "CLAUDE_GATEWAY_DATA_DIR": str(tmp_path / "data"),
-        "CLAUDE_GATEWAY_WORKSPACE_ROOT": str(tmp_path / "workspaces"),
-        "CLAUDE_GATEWAY_UPSTREAM_BASE_URL": mock.url,
-        "CLAUDE_GATEWAY_UPSTREAM_API_KEY": "test-key",
-        "CLAUDE_GATEWAY_CLI_MAX_RETRIES": "1",
-        "CLAUDE_GATEWAY_LOG_LEVEL": "WARNING",
-        "CLAUDE_GATEWAY_SPARE_PROCESSES": "0",
-    })
-    return subprocess.Popen(
-        [sys.executable, "-m", "claude_gateway", "serve", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-    )
+def gateway_process(tmp_path: Path, mock: MockModelServer, port: int
+                    ) -> subprocess.Popen[bytes]:
+    return start_gateway_process(tmp_path, mock.url, port)
 
 
 async def wait_healthy(url: str) -> None:
@@ -185,7 +173,7 @@ async def test_a_killed_gateway_restarts_with_every_session_and_resumes(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     first = gateway_process(tmp_path, mock_model, port)
-    second: subprocess.Popen[str] | None = None
+    second: subprocess.Popen[bytes] | None = None
     try:
         await wait_healthy(url)
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:

@@ -1,0 +1,29 @@
+"""Start ``claude-gateway serve`` as a separate process (for crash tests and benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def start_gateway_process(directory: Path, upstream_url: str, port: int,
+                          **settings: str) -> subprocess.Popen[bytes]:
+    """A gateway on 127.0.0.1:``port`` keeping its state under ``directory``, its CLIs
+    pointed at ``upstream_url``; ``settings`` are more CLAUDE_GATEWAY_* values."""
+    env = dict(os.environ)
+    env.update({
+        "CLAUDE_GATEWAY_DATA_DIR": str(directory / "data"),
+        "CLAUDE_GATEWAY_WORKSPACE_ROOT": str(directory / "workspaces"),
+        "CLAUDE_GATEWAY_UPSTREAM_BASE_URL": upstream_url,
+        "CLAUDE_GATEWAY_UPSTREAM_API_KEY": "test-key",
+        "CLAUDE_GATEWAY_CLI_MAX_RETRIES": "1",
+        "CLAUDE_GATEWAY_LOG_LEVEL": "WARNING",
+        "CLAUDE_GATEWAY_SPARE_PROCESSES": "0",
+        **{f"CLAUDE_GATEWAY_{name.upper()}": value for name, value in settings.items()},
+    })
+    return subprocess.Popen(
+        [sys.executable, "-m", "claude_gateway", "serve", "--host", "127.0.0.1",
+         "--port", str(port)],
+        env=env, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
