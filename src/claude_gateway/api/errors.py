@@ -42,29 +42,31 @@ def _request_id(request: Request) -> str:
     return str(getattr(request.state, "request_id", None) or request_id_var.get() or "")
 
 
-def error_response(request: Request, status: int, code: str, message: str,
-                   details: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    """The API.md error body, with the request id in the body and the header.
-
-    On the OpenAI-compatible paths the body is OpenAI's, so its clients raise their own
-    exception types.
-    """
-    request_id = _request_id(request)
-    if is_openai_path(request.url.path):
-        param = (details or {}).get("param")
-        if param is None and (details or {}).get("errors"):
-            param = ".".join((details or {})["errors"][0]["loc"][1:]) or None
-        return JSONResponse(oa_error_body(message, oa_error_type(status), code, param),
-                            status_code=status,
-                            headers={"X-Request-ID": request_id, **(headers or {})})
-    body = {
-        "error": {"code": code, "message": message, "details": details or {}},
+def error_body(path: str, request_id: str, status: int, code: str, message: str,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The error body for a request to ``path``: API.md's, or OpenAI's on its paths (so
+    its clients raise their own exception types)."""
+    details = details or {}
+    if is_openai_path(path):
+        param = details.get("param")
+        if param is None and details.get("errors"):
+            param = ".".join(details["errors"][0]["loc"][1:]) or None
+        return oa_error_body(message, oa_error_type(status), code, param)
+    return {
+        "error": {"code": code, "message": message, "details": details},
         "requestId": request_id,
         "timestamp": now_rfc3339(),
     }
-    all_headers = {"X-Request-ID": request_id, **(headers or {})}
-    return JSONResponse(body, status_code=status, headers=all_headers)
+
+
+def error_response(request: Request, status: int, code: str, message: str,
+                   details: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error body as a response, with the request id in the body and the header."""
+    request_id = _request_id(request)
+    body = error_body(request.url.path, request_id, status, code, message, details)
+    return JSONResponse(body, status_code=status,
+                        headers={"X-Request-ID": request_id, **(headers or {})})
 
 
 def _validation_details(exc: RequestValidationError) -> dict[str, Any]:

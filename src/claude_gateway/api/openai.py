@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
+import functools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
 from claude_gateway.api.models import OpenAIErrorOut, error_responses
+from claude_gateway.api.runs import cancel_quietly, outcome_of
 from claude_gateway.api.sessions import creator_of, owner_of
 from claude_gateway.errors import InvalidRequest, PayloadTooLarge
 from claude_gateway.services import openai_compat as oa
@@ -122,16 +123,14 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
             record = await sessions.patch(record.id, owner, model=model)
         prompt = await prompt_of(last, "", settings)
         pending = await sessions.send_message(record.id, owner, prompt)
-        session_id, cancel = record.id, None
+        session_id = record.id
+        cancel: Callable[[], Awaitable[None]] | None = None
     else:
         prompt = await prompt_of(last, oa.context_preamble(history), settings)
         record, pending = await runs.start(oa_run(body, prompt, model, append, schema, effort,
                                                   workspace, settings), creator_of(request))
         session_id = record.id
-
-        async def cancel() -> None:
-            with contextlib.suppress(Exception):
-                await runs.cancel(record.id, owner)
+        cancel = functools.partial(cancel_quietly, runs, record.id, owner)
 
     cid = oa.completion_id()
     headers = {"X-Gateway-Session-Id": session_id}
@@ -141,15 +140,7 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
             stream_chunks(sessions, session_id, pending, cid, body.model, include_usage,
                           structured=schema is not None, cancel=cancel),
             ping=max(1, int(settings.sse_ping_seconds)), headers=headers)
-    while True:
-        try:
-            outcome = await asyncio.wait_for(asyncio.shield(pending.done), 0.25)
-            break
-        except TimeoutError:
-            if cancel is not None and await request.is_disconnected():
-                await cancel()
-                outcome = await asyncio.shield(pending.done)
-                break
+    outcome = await outcome_of(request, pending, cancel)
     if outcome["status"] == "failed":
         error = outcome.get("error") or {}
         return JSONResponse(oa.error_body(error.get("message", "The agent's turn failed"),

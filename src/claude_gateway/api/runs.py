@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
@@ -24,6 +25,7 @@ from claude_gateway.api.sse import event_stream_response
 from claude_gateway.errors import RunNotFound
 from claude_gateway.services.prompts import Prompt
 from claude_gateway.services.runs import RunRequest, RunService, run_result
+from claude_gateway.services.sessions import PendingTurn
 from claude_gateway.storage.records import EventRecord
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"],
@@ -101,17 +103,23 @@ async def create_run(request: Request, body: Annotated[RunBody, Body()]) -> Any:
 
         return event_stream_response(guarded(), request.app.state.settings.sse_ping_seconds,
                                      headers={"X-Run-Id": record.id})
-    while True:
-        try:
-            outcome = await asyncio.wait_for(asyncio.shield(pending.done), 0.25)
-            break
-        except TimeoutError:
-            if not body.detach and await request.is_disconnected():
-                await cancel_quietly(service, record.id, owner)
-                outcome = await asyncio.shield(pending.done)
-                break
+    outcome = await outcome_of(request, pending, None if body.detach else functools.partial(
+        cancel_quietly, service, record.id, owner))
     record = await service.sessions.get(record.id)
     return run_result(record, outcome)
+
+
+async def outcome_of(request: Request, pending: PendingTurn,
+                     cancel: Callable[[], Awaitable[None]] | None) -> dict[str, Any]:
+    """Wait for a turn's outcome; if the client goes away first, ``cancel`` (when given)
+    and then wait for the outcome the cancellation brings."""
+    while True:
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.done), 0.25)
+        except TimeoutError:
+            if cancel is not None and await request.is_disconnected():
+                await cancel()
+                return await asyncio.shield(pending.done)
 
 
 async def cancel_quietly(service: RunService, run_id: str, owner: str | None) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from limits import RateLimitItem, parse_many
@@ -20,10 +19,9 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from claude_gateway.api.errors import error_body
 from claude_gateway.errors import ApiError, PayloadTooLarge, RequestTimeout
 from claude_gateway.services.auth import KeyRing, Principal
-from claude_gateway.services.openai_compat import error_body as openai_error
-from claude_gateway.services.openai_compat import error_type, is_openai_path
 from claude_gateway.settings import Settings
 
 PUBLIC_PATHS = {("GET", "/health"), ("HEAD", "/health")}
@@ -32,14 +30,8 @@ WS_AUTH_TIMEOUT = 10.0
 
 
 def error_payload(scope: Scope, status: int, code: str, message: str) -> dict[str, Any]:
-    if is_openai_path(scope.get("path", "")):
-        return openai_error(message, error_type(status), code)
-    return {
-        "error": {"code": code, "message": message, "details": {}},
-        "requestId": scope.get("state", {}).get("request_id", ""),
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"),
-    }
+    request_id = str(scope.get("state", {}).get("request_id", ""))
+    return error_body(scope.get("path", ""), request_id, status, code, message)
 
 
 async def send_error(scope: Scope, send: Send, status: int, code: str, message: str,

@@ -16,6 +16,8 @@ event appended to the session's log before anyone sees it.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 import os
@@ -40,7 +42,7 @@ from claude_gateway.errors import (
     SessionNotFound,
     TooManyTurns,
 )
-from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS
+from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS, rfc3339
 from claude_gateway.events.log import EventLog
 from claude_gateway.events.normalize import (
     context_tokens_of,
@@ -164,8 +166,6 @@ def placed(owner: str, workspace: str) -> str:
 
 def session_to_api(record: SessionRecord, live: LiveSession | None = None) -> dict[str, Any]:
     """The session object of API.md."""
-    from claude_gateway.events.envelope import rfc3339
-
     options = record.options
     return {
         "id": record.id,
@@ -223,13 +223,12 @@ class SessionManager:
             settings.spare_processes, self._start_spare)
         self.pool = ProcessPool(settings.max_processes, settings.data_dir / "pids")
         self._live: dict[str, LiveSession] = {}
-        self._active_sessions = 0
         self._reaper: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._last_spawn_error: dict[str, dict[str, Any]] = {}
         self._naming: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._sessions_by_owner: Counter[str] = Counter()
+        """Sessions that count against the caps, per owner (reserved before any await)."""
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -245,7 +244,6 @@ class SessionManager:
                 await self.store.update_session(record.id, status="stopped")
                 await self.events.emit(record.id, "process.stopped",
                                        {"reason": "gateway_restarted"})
-        self._active_sessions = await self.store.count_sessions(ACTIVE_SESSION_STATUSES)
         self._sessions_by_owner = Counter(
             await self.store.count_sessions_by_owner(ACTIVE_SESSION_STATUSES))
         self._reaper = asyncio.create_task(self._reap_forever(), name="session-reaper")
@@ -284,14 +282,6 @@ class SessionManager:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-
-    def _spawn_background(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # -- reading -------------------------------------------------------------------
     async def get(self, session_id: str, owner: str | None = None) -> SessionRecord:
@@ -338,7 +328,7 @@ class SessionManager:
         workspace_dir(self.settings.workspace_root, place)
         if is_run and not request.share_workspace:
             self.locks.acquire(place, session_id)  # 409 while another agent works
-        elif self._active_sessions >= self.settings.max_sessions:
+        elif self._sessions_by_owner.total() >= self.settings.max_sessions:
             raise MaxSessionsReached(
                 f"At most {self.settings.max_sessions} sessions may exist at once",
                 details={"maxSessions": self.settings.max_sessions})
@@ -350,7 +340,6 @@ class SessionManager:
         # Reserve a place under the caps before any await, so parallel creates can't
         # overshoot them.
         if not is_run:
-            self._active_sessions += 1
             self._sessions_by_owner[owner] += 1
         try:
             moment = now()
@@ -381,7 +370,6 @@ class SessionManager:
             if is_run:
                 self.locks.release(place, session_id)  # no-op unless it took it
             else:
-                self._active_sessions -= 1
                 self._sessions_by_owner[owner] -= 1
             raise
         await self.events.emit(session_id, "session.created",
@@ -478,7 +466,6 @@ class SessionManager:
         live.closed, live.closed_status = True, status
         await self.store.update_session(record.id, status=status, ended_at=now())
         if record.kind == "session":
-            self._active_sessions = max(0, self._active_sessions - 1)
             self._sessions_by_owner[record.owner] = max(
                 0, self._sessions_by_owner[record.owner] - 1)
         for pending in list(live.queued):
@@ -681,7 +668,14 @@ class SessionManager:
         if not live.model_known:
             live.model, live.model_known = (await self.get(live.id)).model, True
 
+        announced = False
+
         async def announce_start() -> None:
+            """turn.started, once: before the process starts, or once the prompt is sent."""
+            nonlocal announced
+            if announced:
+                return
+            announced = True
             if pending.recorded is not None:
                 try:
                     await pending.recorded
@@ -699,23 +693,20 @@ class SessionManager:
             await announce_start()  # clients see the turn begin while the process starts
         process = await self._ensure_process(live)
         if process is None and not live.closed:
-            if warm:
-                await announce_start()
+            await announce_start()
             await self._finish_turn_record(live.id, pending.id, "turn.failed", {
                 "error": {"code": "PROCESS_START_FAILED",
                           "message": "The Claude Code CLI could not be started.",
                           **self._last_spawn_error.get(live.id, {})}}, pending)
             return
         if live.closed or process is None:
-            if warm:
-                await announce_start()
+            await announce_start()
             await self._finish_turn_record(live.id, pending.id, "turn.failed", {
                 "error": {"code": "SESSION_ENDED", "message": "The session has ended."}},
                 pending)
             return
         if pending.interrupt_requested:
-            if warm:
-                await announce_start()
+            await announce_start()
             await self._finish_turn_record(live.id, pending.id, "turn.interrupted",
                                            {"reason": "interrupted_before_start"}, pending)
             return
@@ -723,15 +714,13 @@ class SessionManager:
         try:
             await process.send(pending.prompt)
         except Exception as exc:
-            if warm:
-                await announce_start()
+            await announce_start()
             await self._process_died(live, process, pending, ProcessExit(
                 expected=False, reason=f"{exc.__class__.__name__}: {exc}",
                 stderr=process.stderr_tail.text(8192)))
             return
-        if warm:
-            # Written while the CLI works on the prompt; still before any of its output.
-            await announce_start()
+        # Written while the CLI works on the prompt; still before any of its output.
+        await announce_start()
         # The CLI's output is written by a helper task, so reading the next message never
         # waits for the database; the turn's outcome is written after all of it.
         outbox: asyncio.Queue[list[NewEvent] | None] = asyncio.Queue()
@@ -1042,16 +1031,11 @@ class SessionManager:
 
 
 def encode_cursor(created_at: datetime, session_id: str) -> str:
-    import base64
-
     raw = f"{created_at.isoformat()}|{session_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    import base64
-    import binascii
-
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, session_id = raw.split("|", 1)
