@@ -8,7 +8,9 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from sqlalchemy import select
 
+from claude_gateway.storage import schema
 from claude_gateway.testing.mock_model import MockModelServer
 from tests.conftest import Gateway, wait_until
 from tests.sse import collect, is_turn_end
@@ -151,11 +153,19 @@ async def test_a_client_that_disconnects_cancels_its_run_unless_detached(
         runs = [r for r in await sessions.store.list_sessions(limit=50) if r.kind == "run"]
         assert runs == []  # runs are not listed as sessions
 
+        def run_in(workspace: str) -> str | None:
+            # A run cancelled before its CLI answered has no conversation yet, so look it
+            # up by workspace rather than with latest_conversation().
+            table = schema.sessions
+            with sessions.store.engine.connect() as conn:
+                return conn.execute(select(table.c.id).where(
+                    table.c.workspace == workspace, table.c.kind == "run")).scalar()
+
         async def outcome(workspace: str) -> str:
-            latest = await sessions.store.latest_conversation(workspace)
-            if latest is None:
+            run_id = run_in(workspace)
+            if run_id is None:
                 return ""
-            turns = await sessions.store.list_turns(latest.id)
+            turns = await sessions.store.list_turns(run_id)
             return turns[-1].status if turns else ""
 
         async def both_done() -> bool:
