@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from claude_gateway.runtime.environment import cli_environment
 from claude_gateway.settings import Settings
 from claude_gateway.testing.mock_model import MockModel, MockModelServer
+from tests.helpers.gateway import Gateway, make_settings, processes_in
 
 
 def _isolate_environment() -> None:
@@ -51,20 +51,6 @@ def mock_model() -> Iterator[MockModelServer]:
     server.model.check()
 
 
-def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Settings confined to ``tmp_path`` and blind to any ``.env`` in the working dir."""
-    values: dict[str, object] = {
-        "data_dir": tmp_path / "data",
-        "workspace_root": tmp_path / "workspaces",
-        "cli_max_retries": 1,
-        "log_format": "text",
-        # Starlette's TestClient calls itself "testserver".
-        "allowed_hosts": ["127.0.0.1", "localhost", "testserver"],
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def settings(tmp_path: Path, mock_model: MockModelServer) -> Settings:
     """Gateway settings whose CLI processes talk to the scripted model."""
@@ -80,51 +66,6 @@ def cli_env(settings: Settings) -> dict[str, str]:
 
 
 # -- a running gateway -----------------------------------------------------------------
-
-
-class Gateway:
-    """A gateway serving on a loopback port in a thread, with an HTTP client helper."""
-
-    def __init__(self, settings: Settings, mock: MockModelServer) -> None:
-        from claude_gateway.app import create_app
-        from claude_gateway.testing.server_thread import ServerThread
-
-        self.settings = settings
-        self.mock = mock
-        self.app = create_app(settings)
-        self.server = ServerThread(self.app, lifespan="on", name="gateway")
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def start(self) -> Gateway:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def client(self, **kwargs: object) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=60, **kwargs)  # type: ignore[arg-type]
-
-
-def processes_in(directory: Path) -> list[int]:
-    """Pids of live processes whose working directory is inside ``directory``."""
-    found = []
-    root = directory.resolve()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cwd = (entry / "cwd").resolve(strict=True)
-            state = (entry / "stat").read_text().split(") ", 1)[1][:1]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and (cwd == root or root in cwd.parents):
-            found.append(int(entry.name))
-    return found
-
 
 @pytest.fixture
 def start_gateway(tmp_path: Path, mock_model: MockModelServer
@@ -156,18 +97,3 @@ def start_gateway(tmp_path: Path, mock_model: MockModelServer
     while (leaked := processes_in(tmp_path / "workspaces")) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not leaked, f"CLI processes left running: {leaked}"
-
-
-async def wait_until(predicate: Callable[[], object], within: float = 30,
-                     interval: float = 0.05) -> None:
-    """Poll a condition outside our control (a process's life) until it holds, or fail."""
-    import anyio
-
-    with anyio.fail_after(within):
-        while True:
-            result = predicate()
-            if hasattr(result, "__await__"):
-                result = await result  # type: ignore[misc]
-            if result:
-                return
-            await anyio.sleep(interval)

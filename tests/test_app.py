@@ -18,7 +18,7 @@ from claude_gateway import __version__
 from claude_gateway.app import create_app
 from claude_gateway.errors import CliNotFoundError, Conflict
 from claude_gateway.logs import build_handler
-from tests.conftest import make_settings
+from tests.helpers.gateway import make_settings
 
 
 class Probe(BaseModel):

@@ -14,7 +14,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from claude_gateway.cli import app as cli_app
-from tests.conftest import Gateway, wait_until
+from tests.helpers.api import auth
+from tests.helpers.gateway import Gateway, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -28,10 +29,6 @@ KEYS = [
     {"name": "root", "key": ROOT, "admin": True},
     {"name": "slow", "key": SLOW, "rateLimit": "8/minute"},
 ]
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def routes(gateway: Gateway) -> list[tuple[str, str]]:
@@ -373,8 +370,8 @@ async def test_deeply_nested_json_is_refused(secured: Gateway) -> None:
     for _ in range(40):
         nested = [nested]
     async with secured.client() as client:
-        response = await client.post("/v1/sessions", headers=auth(ALICE),
-                                     json={"metadata": {"deep": nested}})
+        response = await client.post("/v1/runs", headers=auth(ALICE),
+                                     json={"prompt": "x", "jsonSchema": {"deep": nested}})
         assert response.status_code == 400
         assert "nested deeper" in response.text
         bomb = '{"metadata": ' + "[" * 20000 + "]" * 20000 + "}"

@@ -18,6 +18,7 @@ from claude_gateway import __version__
 from claude_gateway.cli import app
 from claude_gateway.settings import settings_reference
 from claude_gateway.testing.mock_model import MockModel, MockModelServer
+from tests.helpers.gateway import free_port
 
 runner = CliRunner()
 
@@ -103,12 +104,6 @@ def test_serve_refuses_bad_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["serve"])
     assert result.exit_code == 2
     assert "CLAUDE_GATEWAY_LOG_FORMAT" in result.output
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_python_m_serve_with_mock_model_answers_health(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from claude_gateway.events.log import EventLog
 from claude_gateway.storage.records import NewEvent, SessionRecord
 from claude_gateway.storage.sql import SqlStore
-from tests.conftest import wait_until
+from tests.helpers.gateway import wait_until
 
 pytestmark = pytest.mark.anyio
 

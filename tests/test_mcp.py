@@ -13,7 +13,7 @@ from mcp import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
-from tests.conftest import Gateway, wait_until
+from tests.helpers.gateway import Gateway, wait_until
 
 pytestmark = [pytest.mark.cli, pytest.mark.anyio]
 

@@ -12,10 +12,9 @@ from sqlalchemy import select
 
 from claude_gateway.storage import schema
 from claude_gateway.testing.mock_model import MockModelServer
-from tests.conftest import Gateway, wait_until
-from tests.sse import collect, is_turn_end
-from tests.test_session_lifecycle import assert_error
-from tests.test_session_turns import events_of
+from tests.helpers.api import assert_error, events_of
+from tests.helpers.gateway import Gateway, wait_until
+from tests.helpers.sse import collect, is_turn_end
 
 pytestmark = [pytest.mark.cli, pytest.mark.anyio]
 

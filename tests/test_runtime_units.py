@@ -13,7 +13,9 @@ from claude_gateway.runtime.options import AgentSpec, Launch, build_options
 from claude_gateway.runtime.stderr_tail import StderrTail
 from claude_gateway.services.sessions import decode_cursor, encode_cursor
 from claude_gateway.services.workspaces import (
+    Placement,
     normalize_workspace_name,
+    place_workspace,
     resolve_inside,
     workspace_dir,
 )
@@ -32,7 +34,8 @@ def test_default_options_use_the_claude_code_preset(tmp_path: Path) -> None:
     assert options.allowed_tools == ["Read"] and options.disallowed_tools == ["Bash"]
     assert (options.max_turns, options.effort) == (4, "low")
     assert options.add_dirs == [Path("/srv/shared")]
-    assert options.env == {"CLAUDE_CONFIG_DIR": "/cfg", "FOO": "1"}
+    # The operator's environment wins over the session's.
+    assert options.env == {"CLAUDE_CONFIG_DIR": "/cfg", "FOO": "0"}
     assert options.cwd == tmp_path and options.include_partial_messages
     assert (options.session_id, options.resume, options.fork_session) == ("abc", None, False)
     assert "allow-dangerously-skip-permissions" not in options.extra_args
@@ -68,7 +71,7 @@ def test_stderr_tail_keeps_the_last_bytes() -> None:
 def test_cursor_round_trip_and_garbage() -> None:
     moment = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
     assert decode_cursor(encode_cursor(moment, "ses_1")) == (moment, "ses_1")
-    for bad in ("!!!", "bm90IGEgY3Vyc29y", ""):
+    for bad in ("!!!", "bm90IGEgY3Vyc29y", "", "12.", ".ses_1", "123456789012345678.ses_1"):
         with pytest.raises(InvalidCursor):
             decode_cursor(bad)
 
@@ -78,13 +81,12 @@ def test_workspace_names_and_paths(tmp_path: Path) -> None:
     root.mkdir()
     (tmp_path / "ws2").mkdir()
     assert normalize_workspace_name("a//b/./c/") == "a/b/c"
-    assert workspace_dir(root, "team/a") == (root / "team" / "a").resolve()
+    assert workspace_dir(root, Placement("", "team/a")) == (root / "team" / "a").resolve()
     for hostile, error in [("../ws2", PathOutsideWorkspace), ("/etc", PathOutsideWorkspace),
-                           ("~root", PathOutsideWorkspace), ("a/../../ws2", PathOutsideWorkspace),
-                           ("a\x00b", InvalidPath), ("x" * 300, InvalidPath), ("", InvalidPath),
-                           (".", InvalidPath)]:
+                           ("a/../../ws2", PathOutsideWorkspace), ("a\x00b", InvalidPath),
+                           ("x" * 300, InvalidPath), ("", InvalidPath), (".", InvalidPath)]:
         with pytest.raises(error):
-            workspace_dir(root, hostile)
+            place_workspace(root, "", hostile)
     os.symlink(tmp_path / "ws2", root / "link")
     with pytest.raises(PathOutsideWorkspace):
         resolve_inside(root, "link/file")

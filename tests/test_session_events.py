@@ -7,9 +7,9 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import Gateway
-from tests.sse import collect, is_turn_end, sse_events
-from tests.test_session_turns import events_of, new_session
+from tests.helpers.api import events_of, new_session
+from tests.helpers.gateway import Gateway
+from tests.helpers.sse import collect, is_turn_end, sse_events
 
 pytestmark = [pytest.mark.cli, pytest.mark.anyio]
 

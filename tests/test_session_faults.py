@@ -15,21 +15,20 @@ import pytest
 
 from claude_gateway.testing.gateway_process import start_gateway_process
 from claude_gateway.testing.mock_model import MockModelServer
-from tests.conftest import Gateway, processes_in, wait_until
-from tests.sse import collect, is_turn_end
-from tests.test_cli_command import free_port
-from tests.test_session_lifecycle import wait_for_status
-from tests.test_session_turns import events_of, new_session
+from tests.helpers.api import events_of, new_session, wait_for_status
+from tests.helpers.gateway import (
+    Gateway,
+    free_port,
+    pid_alive,
+    processes_in,
+    wait_healthy,
+    wait_until,
+)
+from tests.helpers.sse import collect, is_turn_end
 
 pytestmark = [pytest.mark.cli, pytest.mark.anyio]
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 async def process_pids(client: httpx.AsyncClient, session_id: str) -> list[int]:
@@ -155,16 +154,6 @@ def gateway_process(tmp_path: Path, mock: MockModelServer, port: int
     return start_gateway_process(tmp_path, mock.url, port)
 
 
-async def wait_healthy(url: str) -> None:
-    async with httpx.AsyncClient() as client:
-        with anyio.fail_after(60):
-            while True:
-                try:
-                    if (await client.get(f"{url}/health")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await anyio.sleep(0.1)
 
 
 async def test_a_killed_gateway_restarts_with_every_session_and_resumes(

@@ -8,29 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 
-from tests.conftest import Gateway
-from tests.sse import collect
-from tests.test_session_turns import events_of, new_session
+from tests.helpers.api import assert_error, events_of, new_session, wait_for_status
+from tests.helpers.gateway import Gateway
+from tests.helpers.sse import collect
 
 pytestmark = [pytest.mark.cli, pytest.mark.anyio]
-
-
-async def wait_for_status(client: httpx.AsyncClient, session_id: str, status: str,
-                          within: float = 30) -> dict[str, Any]:
-    with anyio.fail_after(within):
-        while True:
-            session = (await client.get(f"/v1/sessions/{session_id}")).json()
-            if session["status"] == status:
-                return dict(session)
-            await anyio.sleep(0.05)
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code, response.text
 
 
 async def test_status_machine_from_create_to_purge(start_gateway: Any) -> None:

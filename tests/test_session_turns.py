@@ -6,28 +6,16 @@ import time
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 
 from claude_gateway.testing.mock_model import MockModelServer
-from tests.conftest import Gateway
-from tests.sse import collect, is_turn_end
+from tests.helpers.api import events_of, new_session
+from tests.helpers.gateway import Gateway
+from tests.helpers.sse import collect, is_turn_end
 
 pytestmark = [pytest.mark.cli, pytest.mark.anyio]
 
 WRITE = '@tool Write {"file_path": "notes.txt", "content": "from the model"}'
-
-
-async def new_session(client: httpx.AsyncClient, **body: Any) -> str:
-    response = await client.post("/v1/sessions", json=body)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-async def events_of(client: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
-    page = await client.get(f"/v1/sessions/{session_id}/events", params={"follow": "false"})
-    assert page.status_code == 200
-    return list(page.json()["events"])
 
 
 async def test_two_turns_share_one_warm_process(
@@ -162,7 +150,7 @@ async def test_patch_applies_model_and_mode_to_the_live_process(
         await client.post(f"/v1/sessions/{session_id}/messages", json={"prompt": "@reply a"})
         patched = await client.patch(f"/v1/sessions/{session_id}", json={
             "model": "claude-second-model", "permissionMode": "acceptEdits",
-            "metadata": {"x": 1}})
+            "metadata": {"x": "1"}})
         assert patched.status_code == 200
         assert patched.json()["model"] == "claude-second-model"
         assert patched.json()["permissionMode"] == "acceptEdits"

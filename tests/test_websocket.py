@@ -12,8 +12,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from claude_gateway.testing.mock_model import MockModelServer
-from tests.conftest import Gateway
-from tests.test_session_turns import events_of, new_session
+from tests.helpers.api import events_of, new_session
+from tests.helpers.gateway import Gateway
 
 pytestmark = [pytest.mark.cli, pytest.mark.anyio]
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -23,16 +24,17 @@ from claude_gateway.api import (
     status,
     websocket,
 )
-from claude_gateway.api.errors import install_error_handlers
+from claude_gateway.api.errors import JsonErrorsMiddleware, install_error_handlers
 from claude_gateway.api.request_id import RequestIdMiddleware
 from claude_gateway.api.security import (
+    AuthFailures,
     AuthMiddleware,
     BodyLimitMiddleware,
     HostOriginMiddleware,
     SecurityHeadersMiddleware,
 )
 from claude_gateway.events.log import EventLog
-from claude_gateway.runtime.cli_binary import find_cli
+from claude_gateway.runtime.cli_binary import die_with_parent_launcher, find_cli
 from claude_gateway.runtime.environment import cli_environment
 from claude_gateway.services.auth import KeyRing
 from claude_gateway.services.files import FileService
@@ -58,16 +60,17 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        cli_path = find_cli(settings.cli_path)
+        cli_binary = find_cli(settings.cli_path)
         for directory in (settings.data_dir, settings.workspace_root, settings.cli_config_dir):
             directory.mkdir(parents=True, exist_ok=True)
+        cli_path = die_with_parent_launcher(cli_binary, settings.data_dir / "bin")
         cli_env = cli_environment(settings)
         app.state.runtime = Runtime(settings=settings, cli_path=cli_path, cli_env=cli_env)
         store = SqlStore(settings.database_url)
         await store.start()
         events = EventLog(store, subscriber_queue_size=settings.subscriber_queue_size)
         session_manager = SessionManager(settings, store, events, cli_path=cli_path,
-                                         cli_env=cli_env)
+                                         cli_env=cli_env, cli_binary=cli_binary)
         await session_manager.start()
         app.state.files = FileService(settings.workspace_root,
                                       max_upload_bytes=settings.max_upload_bytes)
@@ -102,16 +105,20 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.state.auth_failures = AuthFailures(settings.auth_failure_rate_limit)
     # Added innermost first: a request meets them from the bottom of this list up.
     app.add_middleware(AuthMiddleware, settings=settings,
-                       keyring=lambda: getattr(app.state, "keyring", None))
+                       keyring=lambda: getattr(app.state, "keyring", None),
+                       failures=app.state.auth_failures)
     app.add_middleware(BodyLimitMiddleware, settings=settings)
-    app.add_middleware(HostOriginMiddleware, settings=settings)
-    app.add_middleware(SecurityHeadersMiddleware)
     if settings.cors_origins:
+        # Inside the Host/Origin check: only an allowed origin's preflight gets here.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"],
                            expose_headers=["X-Request-ID", "Retry-After"])
+    app.add_middleware(HostOriginMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(JsonErrorsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(status.router)
@@ -122,4 +129,26 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(openai.router)
     mcp_server.mount(app)
+    document_security(app)
     return app
+
+
+def document_security(app: FastAPI) -> None:
+    """Say in the OpenAPI schema that every operation but the health check takes a bearer
+    key (enforced by the middleware, which routers never see)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = {"apiKey": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API key: `Authorization: Bearer <key>` (needed once any "
+                               "key exists)."}}
+            schema["security"] = [{"apiKey": []}]
+            for operation in schema["paths"].get("/health", {}).values():
+                operation["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

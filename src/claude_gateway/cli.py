@@ -56,6 +56,7 @@ def serve(
         "reach it can run commands on this machine).")] = False,
 ) -> None:
     """Start the gateway. Every option overrides its CLAUDE_GATEWAY_* setting."""
+    from claude_gateway.api.http_protocol import JsonErrorHttpProtocol
     from claude_gateway.app import create_app
     from claude_gateway.logs import configure_logging
     from claude_gateway.runtime.cli_binary import find_cli
@@ -98,6 +99,7 @@ def serve(
         uvicorn.run(
             create_app(settings), host=settings.host, port=settings.port,
             log_config=None, access_log=False, server_header=False,
+            http=JsonErrorHttpProtocol,
         )
     finally:
         if mock_server is not None:

@@ -5,22 +5,27 @@ GatewayError                      any failure with an API error code
 ├── CliNotFoundError              no usable `claude` binary
 └── ApiError                      an error that becomes an HTTP error body
     ├── InvalidRequest            400 INVALID_REQUEST
-    ├── Unauthorized              401 UNAUTHORIZED
-    ├── Forbidden                 403 FORBIDDEN
-    │   └── PermissionModeNotAllowed 403 PERMISSION_MODE_NOT_ALLOWED
     │   ├── InvalidCursor         400 INVALID_CURSOR
     │   ├── InvalidPath           400 INVALID_PATH
-    │   └── PathOutsideWorkspace  400 PATH_OUTSIDE_WORKSPACE
+    │   ├── PathOutsideWorkspace  400 PATH_OUTSIDE_WORKSPACE
+    │   ├── EnvNotAllowed         400 ENV_NOT_ALLOWED
+    │   └── InvalidJsonSchema     400 INVALID_JSON_SCHEMA
+    ├── Unauthorized              401 UNAUTHORIZED
+    ├── Forbidden                 403 FORBIDDEN
+    │   ├── PermissionModeNotAllowed 403 PERMISSION_MODE_NOT_ALLOWED
+    │   └── ImageUrlsNotAllowed   403 IMAGE_URLS_NOT_ALLOWED
     ├── NotFound                  404 *_NOT_FOUND
     │   ├── SessionNotFound       404 SESSION_NOT_FOUND
     │   ├── PermissionNotFound    404 PERMISSION_NOT_FOUND
     │   ├── FileNotFound          404 FILE_NOT_FOUND
-    │   └── RunNotFound           404 RUN_NOT_FOUND
+    │   ├── RunNotFound           404 RUN_NOT_FOUND
+    │   └── ConversationNotFound  404 CONVERSATION_NOT_FOUND
     ├── Conflict                  409
     │   ├── SessionEnded          409 SESSION_ENDED / SESSION_EXPIRED
     │   ├── PermissionAlreadyResolved 409 PERMISSION_ALREADY_RESOLVED
     │   ├── IsADirectory          409 IS_A_DIRECTORY
-    │   └── WorkspaceBusy         409 WORKSPACE_BUSY
+    │   ├── WorkspaceBusy         409 WORKSPACE_BUSY
+    │   └── ConversationNotStarted 409 CONVERSATION_NOT_STARTED
     ├── RequestTimeout            408 REQUEST_TIMEOUT
     ├── PaymentRequired           402 BUDGET_EXCEEDED
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
@@ -181,3 +186,38 @@ class InvalidPath(InvalidRequest):
 
 class PathOutsideWorkspace(InvalidRequest):
     code = "PATH_OUTSIDE_WORKSPACE"
+
+
+class EnvNotAllowed(InvalidRequest):
+    """An environment variable a client may not set (it would choose the upstream, the
+    credentials, the CLI's config or how processes behave)."""
+
+    code = "ENV_NOT_ALLOWED"
+
+
+class ConversationNotFound(NotFound):
+    """A Claude conversation id that does not exist, or belongs to another key."""
+
+    code = "CONVERSATION_NOT_FOUND"
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"Conversation {conversation_id} not found",
+                         details={"conversationId": conversation_id})
+
+
+class ConversationNotStarted(Conflict):
+    """The session exists but has no conversation yet (nothing to fork)."""
+
+    code = "CONVERSATION_NOT_STARTED"
+
+
+class ImageUrlsNotAllowed(Forbidden):
+    """The gateway is not allowed to fetch images from URLs."""
+
+    code = "IMAGE_URLS_NOT_ALLOWED"
+
+
+class InvalidJsonSchema(InvalidRequest):
+    """A structured-output schema that is not a JSON Schema the CLI accepts."""
+
+    code = "INVALID_JSON_SCHEMA"

@@ -18,21 +18,56 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 REDACTED = "[REDACTED]"
 _SECRET_PATTERNS = [
     re.compile(r"sk-ant-[A-Za-z0-9_\-]+"),
-    re.compile(r"cgw_[A-Za-z0-9_\-]{20,}"),
+    re.compile(r"cgw_[A-Za-z0-9_\-]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+"),
-    re.compile(r"(?i)((?:x-api-key|api[_-]?key|auth[_-]?token|password)[\"']?\s*[:=]\s*[\"']?)"
-               r"[^\s\"',}]+"),
+    re.compile(r"(?i)((?:x-api-key|api[_-]?key|auth[_-]?token|access[_-]?token|token|secret|"
+               r"password|authorization)\\?[\"']?\s*[:=]\s*\\?[\"']?)[^\s\"',}\\]+"),
 ]
+_FRAME = re.compile(r"^([<>] (?:TEXT|BINARY|CONT) ).*?( \[\d+ bytes\])$", re.S)
+"""A WebSocket frame as the websockets library logs it at DEBUG: its content (an auth
+frame's key, a prompt) is never written."""
+_FRAGMENT = 8
+"""A run of this many characters of a known secret counts as the secret (a log line may
+carry a secret cut short, like a truncated frame)."""
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {
     "message", "asctime", "taskName", "color_message",
 }
 
 
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace known secret shapes and the given secret values."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
+class SecretFragments:
+    """Every run of ``_FRAGMENT`` characters of the given secrets, to find them in text
+    even when a secret is cut short or only partly quoted."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self.grams = {s[i:i + _FRAGMENT] for s in secrets if len(s) >= _FRAGMENT
+                      for i in range(len(s) - _FRAGMENT + 1)}
+
+    def redact(self, text: str) -> str:
+        if not self.grams or len(text) < _FRAGMENT:
+            return text
+        hidden = bytearray(len(text))
+        for i in range(len(text) - _FRAGMENT + 1):
+            if text[i:i + _FRAGMENT] in self.grams:
+                hidden[i:i + _FRAGMENT] = b"\x01" * _FRAGMENT
+        if not any(hidden):
+            return text
+        out, i = [], 0
+        while i < len(text):
+            if hidden[i]:
+                while i < len(text) and hidden[i]:
+                    i += 1
+                out.append(REDACTED)
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
+
+
+def redact(text: str, secrets: Iterable[str] | SecretFragments = ()) -> str:
+    """Replace known secret shapes and the given secrets (whole or in part)."""
+    fragments = secrets if isinstance(secrets, SecretFragments) else SecretFragments(secrets)
+    text = _FRAME.sub(r"\1[frame content not logged]\2", text)
+    text = fragments.redact(text)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(
             lambda m: (m.group(1) if m.re.groups else "") + REDACTED, text
@@ -45,7 +80,7 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        self.secrets = SecretFragments(s for s in secrets if s)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = redact(record.getMessage(), self.secrets)
@@ -81,9 +116,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """Control characters escaped: whatever a client sent, a record stays one line."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii")
+                        if m.group() != "\x7f" else "\\x7f", text)
+
+
 class TextFormatter(logging.Formatter):
+    """For people: one line a record, control characters (even a traceback's newlines)
+    escaped so that no value can forge a record of its own."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return one_line(super().format(record))
 
 
 def build_handler(fmt: str = "json", secrets: Iterable[str] = (),
@@ -105,6 +155,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json",
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Python warnings (the SDK warns about tool lists, for one) would otherwise be
+    # printed to stderr raw, client-given text and all.
+    logging.captureWarnings(True)
     for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

@@ -7,6 +7,7 @@ prints the reference table that the README carries.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -211,6 +212,18 @@ class Settings(BaseSettings):
         "made with `claude-gateway keys create` live hashed in the database. Once any key "
         "exists, every endpoint but `GET /health` needs `Authorization: Bearer <key>`.",
     )
+    session_env_allowlist: list[str] = Field(
+        default_factory=list, description="Environment variables sessions may set in "
+        "`env` (a JSON list of names or glob patterns such as `MY_APP_*`). Empty: any "
+        "variable that is not reserved. Reserved either way: whatever chooses the upstream, "
+        "its credentials, Claude Code's own configuration or how processes behave "
+        "(`ANTHROPIC_*`, `CLAUDE_*`, `*_PROXY`, `NODE_*`, `LD_*`, `PATH`, `HOME`, ...).",
+    )
+    auth_failure_rate_limit: str = Field(
+        "30/minute", description="Failed authentications (a wrong or missing key, on HTTP, "
+        "WebSocket and MCP alike) allowed per client address, in the `limits` notation; "
+        "beyond it the address gets 429 until the window passes.",
+    )
     allow_query_token: bool = Field(
         False, description="Also accept the key as `?access_token=` (for clients that "
         "cannot set headers). Off: URLs end up in logs and browser history.",
@@ -267,6 +280,18 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("rate_limit", "auth_failure_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            if parse_many(value):
+                return value
+        except ValueError:
+            pass
+        raise ValueError("must be a rate in the limits notation, e.g. '60/minute;5/second'")
 
     @field_validator("upstream_base_url")
     @classmethod
@@ -348,9 +373,11 @@ def settings_reference() -> str:
     """The Markdown table of every setting, its default and its help text."""
     rows = ["| Variable | Default | Description |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = field.default
+        default = field.get_default(call_default_factory=True)
         if isinstance(default, Path) and not default.is_absolute():
             default = f"./{default}"
+        if isinstance(default, list):
+            default = json.dumps(default) if default else ""
         shown = "" if default is None or default == "" else f"`{default}`"
         help_text = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{env_name(name)}` | {shown} | {help_text} |")

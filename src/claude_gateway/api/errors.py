@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from claude_gateway.errors import ApiError
 from claude_gateway.logs import request_id_var
@@ -30,7 +35,10 @@ _HTTP_CODES = {
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    416: "RANGE_NOT_SATISFIABLE",
+    421: "HOST_NOT_ALLOWED",
     429: "RATE_LIMITED",
+    503: "UNAVAILABLE",
 }
 
 
@@ -81,6 +89,17 @@ def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     }
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's own 405 names only the
+    first matching route's, and each method is a route of its own here)."""
+    allowed = []
+    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -94,7 +113,10 @@ def install_error_handlers(app: FastAPI) -> None:
         first = details["errors"][0] if details["errors"] else {}
         where = ".".join(first.get("loc", [])) or "request"
         message = f"Invalid request: {where}: {first.get('msg', 'invalid')}"
-        return error_response(request, 400, "INVALID_REQUEST", message, details)
+        cursors = {("query", "cursor"), ("header", "Last-Event-ID")}
+        code = "INVALID_CURSOR" if details["errors"] and all(
+            tuple(e["loc"][:2]) in cursors for e in details["errors"]) else "INVALID_REQUEST"
+        return error_response(request, 400, code, message, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -105,8 +127,10 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"Method {request.method} is not allowed on {request.url.path}"
         else:
             message = str(exc.detail)
-        return error_response(request, exc.status_code, code, message,
-                              headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return error_response(request, exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -114,3 +138,65 @@ def install_error_handlers(app: FastAPI) -> None:
                      exc_info=exc)
         return error_response(request, 500, "INTERNAL_ERROR",
                               "The gateway failed to handle this request; see its log.")
+
+
+class JsonErrorsMiddleware:
+    """The last word on error bodies: a 4xx or 5xx that something below the routers made
+    in plain text (Starlette's Range and CORS refusals, a mounted app) reaches the client
+    as the API's JSON error body, with a stable code and the same headers."""
+
+    KEPT_HEADERS = (b"allow", b"retry-after", b"www-authenticate", b"content-range",
+                    b"x-request-id", b"access-control-allow-origin", b"vary")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        body = bytearray()
+
+        async def rewriting_send(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = Headers(raw=message.get("headers", []))
+                kind = headers.get("content-type", "")
+                if message["status"] >= 400 and not kind.startswith(
+                        ("application/json", "text/event-stream")):
+                    start = message  # held until its (small) body is complete
+                    return
+            elif message["type"] == "http.response.body" and start is not None:
+                body.extend(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                await self._send_json(scope, send, start, bytes(body))
+                return
+            await send(message)
+
+        await self.app(scope, receive, rewriting_send)
+
+    async def _send_json(self, scope: Scope, send: Send, start: Message, text: bytes) -> None:
+        status = int(start["status"])
+        code = _HTTP_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "HTTP_ERROR")
+        message = text.decode("utf-8", "replace").strip()[:500] or HTTPStatus(status).phrase
+        kept = {k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", [])
+                if k.lower() in self.KEPT_HEADERS}
+        await send_error(scope, send, status, code, message, kept)
+
+
+def error_payload(scope: Scope, status: int, code: str, message: str) -> dict[str, Any]:
+    request_id = str(scope.get("state", {}).get("request_id", "") or "")
+    return error_body(scope.get("path", ""), request_id, status, code, message)
+
+
+async def send_error(scope: Scope, send: Send, status: int, code: str, message: str,
+                     headers: dict[str, str] | None = None) -> None:
+    """The error body as a raw ASGI response (for middleware, below any router)."""
+    body = json.dumps(error_payload(scope, status, code, message)).encode()
+    all_headers = {**(headers or {}), "content-type": "application/json",
+                   "content-length": str(len(body))}
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in all_headers.items()]})
+    await send({"type": "http.response.body", "body": body})

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from claude_gateway.api.models import ErrorOut, error_responses
 from claude_gateway.api.principals import owner_filter
@@ -48,10 +49,18 @@ def files(request: Request) -> FileService:
 
 
 @router.get("", response_model=DirectoryOut, responses=ERRORS)
+async def read_root(request: Request) -> Any:
+    """The entries of your workspace directory (an admin's: the workspace root)."""
+    service = files(request)
+    target, _ = await run_in_threadpool(service.stat, "")
+    entries = await run_in_threadpool(service.list_dir, target)
+    return {"path": "", "entries": [e.to_api() for e in entries]}
+
+
 @router.get("/{path:path}", response_model=DirectoryOut, responses={
     **ERRORS, 200: {"description": "A directory listing (JSON), or the file's bytes",
                     "content": {"*/*": {}}}})
-async def read(request: Request, path: str = "") -> Any:
+async def read(request: Request, path: str) -> Any:
     """A directory's entries, or a file's bytes (with its content type; Range supported)."""
     service = files(request)
     target, info = service.stat(path)

@@ -41,10 +41,12 @@ from claude_gateway.api.models import (
     SessionOut,
     TurnResultOut,
 )
-from claude_gateway.api.principals import creator, owner_filter
+from claude_gateway.api.principals import owner_filter
+from claude_gateway.api.principals import principal_of as request_principal
 from claude_gateway.api.runs import RunOut, cancel_quietly
 from claude_gateway.errors import GatewayError, InvalidRequest, IsADirectory, PayloadTooLarge
 from claude_gateway.events.envelope import rfc3339
+from claude_gateway.services.auth import Principal
 from claude_gateway.services.files import FileService
 from claude_gateway.services.runs import RunRequest, RunService, run_result
 from claude_gateway.services.sessions import PendingTurn, SessionCreate, SessionManager
@@ -103,9 +105,9 @@ def principal_of(ctx: Context) -> str | None:
     return owner_filter(getattr(ctx.request_context.request, "state", None))
 
 
-def creator_of(ctx: Context) -> str:
-    """Who owns what this MCP request creates."""
-    return creator(getattr(ctx.request_context.request, "state", None))
+def caller_of(ctx: Context) -> Principal:
+    """Who this MCP request acts for: it owns what it creates, within its own directory."""
+    return request_principal(getattr(ctx.request_context.request, "state", None))
 
 
 @contextlib.contextmanager
@@ -245,7 +247,7 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
                 append_system_prompt=append_system_prompt, json_schema=json_schema,
                 permission_mode=permission_mode or settings.non_interactive_permission_mode,
                 continue_conversation=continue_conversation, resume=resume,
-                non_interactive=True), creator_of(ctx))
+                non_interactive=True), caller_of(ctx))
         try:
             outcome = await wait_for_turn(ctx, sessions, record.id, pending)
         except BaseException:
@@ -279,7 +281,7 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
                 permission_mode=permission_mode or settings.non_interactive_permission_mode,
                 system_prompt=system_prompt, append_system_prompt=append_system_prompt,
                 non_interactive=True,
-            ), owner=creator_of(ctx))
+            ), caller_of(ctx))
         return SessionOut.model_validate(sessions.to_api(record))
 
     @server.tool(annotations=types.ToolAnnotations(open_world_hint=True))

@@ -2,80 +2,129 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from claude_gateway.services.json_limits import json_integer, shallow
 from claude_gateway.services.prompts import Prompt
 
 PermissionModeName = Literal["default", "acceptEdits", "plan", "dontAsk", "bypassPermissions"]
+SessionStatusName = Literal["starting", "idle", "running", "stopped", "failed", "expired",
+                            "ended"]
+MAX_OFFSET = 10**12
+"""Bound of offset-style query parameters (a larger number overflows the database)."""
+MAX_SEQ = 10**15
 EffortName = Literal["low", "medium", "high", "xhigh", "max"]
-
-
-MAX_JSON_DEPTH = 32
-
-
-def json_depth(value: Any, depth: int = 0) -> int:
-    """How deeply lists and objects nest in ``value``."""
-    if depth > MAX_JSON_DEPTH:
-        return depth
-    if isinstance(value, dict):
-        return max((json_depth(v, depth + 1) for v in value.values()), default=depth + 1)
-    if isinstance(value, list):
-        return max((json_depth(v, depth + 1) for v in value), default=depth + 1)
-    return depth
-
-
-def shallow(value: Any) -> Any:
-    """Refuse JSON nested deeper than MAX_JSON_DEPTH (it only serves to exhaust parsers)."""
-    if json_depth(value) > MAX_JSON_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-    return value
 
 
 ShallowJson = Annotated[dict[str, Any], AfterValidator(shallow)]
 
+# Limits on free-form fields: every value a client stores or hands to the CLI is bounded
+# (the CLI receives prompts, tool lists and schemas as command-line arguments, which the
+# kernel caps at 128 KiB each).
+MAX_PROMPT_TEXT = 32_000
+"""Characters of a system prompt or an appended one (at most 4 bytes each: under the
+kernel's 128 KiB limit on one argument)."""
+MAX_SCHEMA_BYTES = 32_000
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+
+ModelName = Annotated[str, Field(
+    min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@\[\]-]*$",
+    description="A model alias (`sonnet`, `opus`, `haiku`) or a full model name.")]
+PromptText = Annotated[str, Field(max_length=MAX_PROMPT_TEXT)]
+ToolRule = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$",
+                                description="A tool name or rule, e.g. `Bash(git:*)`.")]
+ToolRules = Annotated[list[ToolRule], Field(max_length=128)]
+RelativeName = Annotated[str, Field(
+    min_length=1, max_length=1024, pattern=r"^[^\x00]+$",
+    description="A relative directory name under your workspace directory.")]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+Metadata = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=MAX_METADATA_KEY)],
+         Annotated[str, Field(max_length=MAX_METADATA_VALUE)]],
+    Field(max_length=MAX_METADATA_PAIRS,
+          description=f"Up to {MAX_METADATA_PAIRS} string pairs for your own use; keys up to "
+          f"{MAX_METADATA_KEY} characters, values up to {MAX_METADATA_VALUE}.")]
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+# An integer between bounds, as JSON Schema means integer (the bounds must sit in the
+# same Field as strict=False, or pydantic writes them into the schema unconverted).
+MaxTurns = Annotated[int, Field(strict=False, ge=1, le=1000), BeforeValidator(json_integer)]
+TimeoutMs = Annotated[int, Field(strict=False, ge=0, le=24 * 3600 * 1000),
+                      BeforeValidator(json_integer)]
+
+
+def small_schema(value: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema the CLI can take on its command line."""
+    if len(json.dumps(value)) > MAX_SCHEMA_BYTES:
+        raise ValueError(f"larger than {MAX_SCHEMA_BYTES} bytes")
+    return value
+
+
+JsonSchema = Annotated[dict[str, Any], AfterValidator(shallow), AfterValidator(small_schema)]
+
 
 class ApiModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    """A request body: camelCase, no unknown fields, and strict types (``true`` is not
+    a number, ``0`` is not a boolean)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              strict=True)
 
 
 class CreateSessionBody(ApiModel):
-    model: str | None = Field(None, description="Model alias or name; empty: the default.")
-    workspace: str | None = Field(
-        None, description="Relative directory under the workspace root (created if missing); "
-        "empty: a fresh directory named after the session.")
+    model: ModelName | None = Field(None, description="Model alias or name; empty: the "
+                                                      "default.")
+    workspace: RelativeName | None = Field(
+        None, description="Relative directory under your workspace directory (created if "
+        "missing; absolute names and '..' are refused); empty: a fresh directory named after "
+        "the session, or the directory of the conversation given by resume or forkFrom.")
     permission_mode: PermissionModeName | None = None
-    system_prompt: str | None = Field(None, description="Replaces Claude Code's system prompt.")
-    append_system_prompt: str | None = Field(
+    system_prompt: PromptText | None = Field(
+        None, description="Replaces Claude Code's system prompt.")
+    append_system_prompt: PromptText | None = Field(
         None, description="Appended to Claude Code's own system prompt.")
-    allowed_tools: list[str] = Field(default_factory=list)
-    disallowed_tools: list[str] = Field(default_factory=list)
-    max_turns: int | None = Field(None, ge=1, le=1000)
+    allowed_tools: ToolRules = Field(default_factory=list)
+    disallowed_tools: ToolRules = Field(default_factory=list)
+    max_turns: MaxTurns | None = None
     effort: EffortName | None = None
-    add_dirs: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    metadata: ShallowJson = Field(default_factory=dict)
-    resume: str | None = Field(None, description="A Claude session id to continue.")
-    fork_from: str | None = Field(None, description="A gateway session id to fork.")
+    add_dirs: Annotated[list[RelativeName], Field(max_length=16)] = Field(
+        default_factory=list, description="More directories the agent may read: existing "
+        "directories under your workspace directory.")
+    env: Annotated[dict[EnvName, Annotated[str, Field(max_length=16384,
+                                                       pattern=r"^[^\x00]*$")]],
+                   Field(max_length=64)] = Field(
+        default_factory=dict, json_schema_extra={"additionalProperties": False},
+        description="Environment variables for the agent. Variables "
+        "that choose the upstream, its credentials, Claude Code's configuration or how "
+        "processes behave are refused (400 ENV_NOT_ALLOWED).")
+    metadata: Metadata = Field(default_factory=dict)
+    resume: Identifier | None = Field(
+        None, description="A Claude conversation id (`claudeSessionId`) of yours to continue.")
+    fork_from: Identifier | None = Field(None, description="A session id of yours to fork.")
     share_workspace: bool = Field(
         False, description="Let turns run while another agent works in the workspace "
         "(otherwise 409 WORKSPACE_BUSY).")
 
 
 class PatchSessionBody(ApiModel):
-    model: str | None = None
+    model: ModelName | None = None
     permission_mode: PermissionModeName | None = None
-    metadata: ShallowJson | None = None
+    metadata: Metadata | None = None
 
 
 class MessageBody(ApiModel):
     prompt: Prompt
     stream: bool = False
-    timeout_ms: int | None = Field(None, ge=0, le=24 * 3600 * 1000)
+    timeout_ms: TimeoutMs | None = None
     client_id: str | None = Field(
-        None, min_length=1, max_length=128,
+        None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$",
         description="Makes the request idempotent: a second prompt with the same clientId "
         "gets the first one's turn instead of running again.")
 

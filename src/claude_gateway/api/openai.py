@@ -19,12 +19,13 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from claude_gateway.api.models import OpenAIErrorOut, error_responses
 from claude_gateway.api.runs import cancel_quietly, outcome_of
-from claude_gateway.api.sessions import creator_of, owner_of
-from claude_gateway.errors import InvalidRequest, PayloadTooLarge
+from claude_gateway.api.sessions import caller_of, owner_of
+from claude_gateway.errors import ImageUrlsNotAllowed, InvalidRequest, PayloadTooLarge
 from claude_gateway.services import openai_compat as oa
 from claude_gateway.services.prompts import ImageBlockIn, TextBlockIn
 from claude_gateway.services.runs import RunRequest, RunService
@@ -45,9 +46,9 @@ async def list_models(request: Request) -> dict[str, Any]:
 
 async def fetch_image(url: str, settings: Settings) -> ImageBlockIn:
     if not settings.openai_fetch_image_urls:
-        raise InvalidRequest("Image URLs over http(s) are not enabled on this gateway; send "
-                             "a data: URL (CLAUDE_GATEWAY_OPENAI_FETCH_IMAGE_URLS)",
-                             details={"param": "messages"})
+        raise ImageUrlsNotAllowed("This gateway does not fetch images from URLs; send a "
+                                  "data: URL (CLAUDE_GATEWAY_OPENAI_FETCH_IMAGE_URLS)",
+                                  details={"param": "messages"})
     limit = settings.max_image_bytes
     try:
         async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client, \
@@ -62,36 +63,55 @@ async def fetch_image(url: str, settings: Settings) -> ImageBlockIn:
                                           details={"maxImageBytes": limit})
     except httpx.HTTPError as exc:
         raise InvalidRequest(f"Could not fetch the image: {exc.__class__.__name__}",
-                             details={"param": "messages"}) from None
+                             code="IMAGE_FETCH_FAILED", details={"param": "messages"}) from None
     encoded = base64.b64encode(bytes(data)).decode()
     return ImageBlockIn.model_validate({"type": "image", "source": {
         "type": "url", "url": f"data:{media_type};base64,{encoded}"}})
 
 
-async def prompt_of(message: oa.ChatMessage, preamble: str, settings: Settings
+CONTINUE = "Continue."
+"""The prompt when a conversation ends with the assistant's own message."""
+
+
+async def prompt_of(messages: list[oa.DialogueMessage], preamble: str, settings: Settings
                     ) -> str | list[Any]:
-    """The new user message as a gateway prompt (images as image blocks)."""
-    content = message.content
-    if content is None or isinstance(content, str):
-        text = preamble + (content or "")
-        if not text.strip():
-            raise InvalidRequest("The user message is empty", details={"param": "messages"})
-        return text
-    blocks: list[Any] = []
-    for part in content:
-        if isinstance(part, oa.TextPart):
-            blocks.append(TextBlockIn(type="text", text=part.text or " "))
-        elif part.image_url.url.startswith("data:"):
-            blocks.append(ImageBlockIn.model_validate({"type": "image", "source": {
-                "type": "url", "url": part.image_url.url}}))
-        elif part.image_url.url.startswith(("http://", "https://")):
-            blocks.append(await fetch_image(part.image_url.url, settings))
+    """The new messages as a gateway prompt: text, image blocks for images, and tool
+    results labelled as such."""
+    if len(messages) == 1 and isinstance(messages[0], oa.UserMessage) and isinstance(
+            messages[0].content, str):
+        return preamble + messages[0].content
+    blocks: list[Any] = [TextBlockIn(type="text", text=preamble)] if preamble else []
+    for message in messages:
+        if isinstance(message, oa.ToolMessage):
+            call = f" {message.tool_call_id}" if message.tool_call_id else ""
+            blocks.append(TextBlockIn(type="text", text=f"Result of tool call{call}:\n"
+                                      f"{oa.text_of(message.content) or '(empty)'}"))
+        elif isinstance(message.content, str):
+            blocks.append(TextBlockIn(type="text", text=message.content or " "))
         else:
-            raise InvalidRequest("image_url must be a data: or http(s) URL",
-                                 details={"param": "messages"})
-    if preamble:
-        blocks.insert(0, TextBlockIn(type="text", text=preamble))
+            for part in message.content or []:
+                blocks.append(await block_of(part, settings))
+    if not messages:
+        blocks.append(TextBlockIn(type="text", text=CONTINUE))
     return blocks
+
+
+async def block_of(part: oa.TextPart | oa.ImagePart, settings: Settings
+                   ) -> TextBlockIn | ImageBlockIn:
+    if isinstance(part, oa.TextPart):
+        return TextBlockIn(type="text", text=part.text or " ")
+    url = part.image_url.url
+    if url.startswith("data:"):
+        try:
+            return ImageBlockIn.model_validate({"type": "image", "source": {
+                "type": "url", "url": url}})
+        except ValidationError:
+            raise InvalidRequest("image_url is not a base64 data: URL of a PNG, JPEG, GIF "
+                                 "or WebP image", details={"param": "messages"}) from None
+    if url.startswith(("http://", "https://")):
+        return await fetch_image(url, settings)
+    raise InvalidRequest("image_url must be a data: or http(s) URL",
+                         details={"param": "messages"})
 
 
 @router.post("/v1/chat/completions", responses={200: {
@@ -105,7 +125,7 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
     runs: RunService = request.app.state.runs
     owner = owner_of(request)
     model = oa.model_name(body.model)
-    system, history, last = oa.split_conversation(body.messages)
+    system, history, new = oa.split_conversation(body.messages)
     schema, instruction = oa.schema_of(body.response_format)
     append = "\n\n".join(p for p in (system, instruction) if p) or None
     effort = oa.effort_of(body.reasoning_effort)
@@ -114,21 +134,21 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
     if session_name:
         if len(session_name) > 256:
             raise InvalidRequest("X-Session-Id is too long", details={"param": "X-Session-Id"})
-        record = await sessions.session_named(creator_of(request), session_name, SessionCreate(
+        record = await sessions.session_named(caller_of(request), session_name, SessionCreate(
             model=model, workspace=workspace,
             permission_mode=settings.non_interactive_permission_mode,
             append_system_prompt=append, effort=effort, json_schema=schema,
             non_interactive=True))
         if record.model != model:
             record = await sessions.patch(record.id, owner, model=model)
-        prompt = await prompt_of(last, "", settings)
+        prompt = await prompt_of(new, "", settings)
         pending = await sessions.send_message(record.id, owner, prompt)
         session_id = record.id
         cancel: Callable[[], Awaitable[None]] | None = None
     else:
-        prompt = await prompt_of(last, oa.context_preamble(history), settings)
+        prompt = await prompt_of(new, oa.context_preamble(history), settings)
         record, pending = await runs.start(oa_run(body, prompt, model, append, schema, effort,
-                                                  workspace, settings), creator_of(request))
+                                                  workspace, settings), caller_of(request))
         session_id = record.id
         cancel = functools.partial(cancel_quietly, runs, record.id, owner)
 
@@ -143,6 +163,11 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
     outcome = await outcome_of(request, pending, cancel)
     if outcome["status"] == "failed":
         error = outcome.get("error") or {}
+        if error.get("code") == "INVALID_JSON_SCHEMA":
+            return JSONResponse(oa.error_body(error.get("message", "Invalid JSON Schema"),
+                                              "invalid_request_error", error["code"],
+                                              "response_format"),
+                                status_code=400, headers=headers)
         return JSONResponse(oa.error_body(error.get("message", "The agent's turn failed"),
                                           "api_error", error.get("code")),
                             status_code=502, headers=headers)

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from claude_gateway.services.auth import Principal
+from claude_gateway.services.auth import ANONYMOUS, Principal
 
 
-def principal_of(state: Any) -> Principal | None:
+def principal_of(state: Any) -> Principal:
+    """The caller: its key's principal, or ANONYMOUS while authentication is off."""
     principal = getattr(state, "principal", None)
-    return principal if isinstance(principal, Principal) else None
+    if principal is None and isinstance(state, dict):
+        principal = state.get("principal")
+    return principal if isinstance(principal, Principal) else ANONYMOUS
 
 
 def owner_filter(state: Any) -> str | None:
     """Whose resources the caller may see: its own, or all (admins, or no keys at all)."""
-    principal = principal_of(state)
-    return principal.owner_filter if principal is not None else None
-
-
-def creator(state: Any) -> str:
-    """The owner of what the caller creates ("" when authentication is off)."""
-    principal = principal_of(state)
-    return principal.name if principal is not None else ""
+    return principal_of(state).owner_filter

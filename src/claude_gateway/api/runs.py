@@ -15,12 +15,16 @@ from claude_gateway.api.models import (
     ApiModel,
     EffortName,
     ErrorOut,
+    Identifier,
+    JsonSchema,
+    ModelName,
     PermissionModeName,
-    ShallowJson,
+    PromptText,
+    RelativeName,
     UsageOut,
     error_responses,
 )
-from claude_gateway.api.sessions import creator_of, owner_of
+from claude_gateway.api.sessions import caller_of, owner_of
 from claude_gateway.api.sse import event_stream_response
 from claude_gateway.errors import RunNotFound
 from claude_gateway.services.prompts import Prompt
@@ -34,18 +38,20 @@ router = APIRouter(prefix="/v1/runs", tags=["runs"],
 
 class RunBody(ApiModel):
     prompt: Prompt
-    workspace: str | None = Field(
-        None, description="Relative workspace name; empty: the default run workspace.")
-    model: str | None = None
-    system_prompt: str | None = None
-    append_system_prompt: str | None = None
-    json_schema: ShallowJson | None = Field(
+    workspace: RelativeName | None = Field(
+        None, description="Relative directory under your workspace directory; empty: the "
+        "default run workspace (or, with resume, the conversation's own).")
+    model: ModelName | None = None
+    system_prompt: PromptText | None = None
+    append_system_prompt: PromptText | None = None
+    json_schema: JsonSchema | None = Field(
         None, description="The answer must match this JSON schema (`structuredOutput`).")
     effort: EffortName | None = None
     permission_mode: PermissionModeName | None = None
     continue_: bool = Field(False, alias="continue",
-                            description="Continue the latest conversation in the workspace.")
-    resume: str | None = Field(None, description="A Claude session id to continue.")
+                            description="Continue your latest conversation in the workspace.")
+    resume: Identifier | None = Field(
+        None, description="A Claude conversation id (`claudeSessionId`) of yours to continue.")
     stream: bool = False
     detach: bool = Field(False, description="Keep running if the client disconnects.")
 
@@ -85,7 +91,7 @@ async def create_run(request: Request, body: Annotated[RunBody, Body()]) -> Any:
         prompt=body.prompt, workspace=body.workspace, model=body.model,
         system_prompt=body.system_prompt, append_system_prompt=body.append_system_prompt,
         json_schema=body.json_schema, effort=body.effort, permission_mode=body.permission_mode,
-        continue_conversation=body.continue_, resume=body.resume), creator_of(request))
+        continue_conversation=body.continue_, resume=body.resume), caller_of(request))
     if body.stream:
         events = service.sessions.turn_events(record.id, pending.id, pending.queued_seq - 1)
 

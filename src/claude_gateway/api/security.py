@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage
@@ -19,7 +19,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from claude_gateway.api.errors import error_body
+from claude_gateway.api.errors import error_payload, send_error
 from claude_gateway.errors import ApiError, PayloadTooLarge, RequestTimeout
 from claude_gateway.services.auth import KeyRing, Principal
 from claude_gateway.settings import Settings
@@ -27,21 +27,6 @@ from claude_gateway.settings import Settings
 PUBLIC_PATHS = {("GET", "/health"), ("HEAD", "/health")}
 UPLOAD_PREFIX = "/v1/files/"
 WS_AUTH_TIMEOUT = 10.0
-
-
-def error_payload(scope: Scope, status: int, code: str, message: str) -> dict[str, Any]:
-    request_id = str(scope.get("state", {}).get("request_id", ""))
-    return error_body(scope.get("path", ""), request_id, status, code, message)
-
-
-async def send_error(scope: Scope, send: Send, status: int, code: str, message: str,
-                     headers: dict[str, str] | None = None) -> None:
-    body = json.dumps(error_payload(scope, status, code, message)).encode()
-    all_headers = {"content-type": "application/json", "content-length": str(len(body)),
-                   **(headers or {})}
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(k.encode(), v.encode()) for k, v in all_headers.items()]})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def deny_websocket(scope: Scope, send: Send, status: int, code: str, message: str,
@@ -189,14 +174,42 @@ class BodyLimitMiddleware:
                 await send_error(scope, send, exc.status, exc.code, exc.message)
 
 
+def client_address(scope: Scope) -> str:
+    client = scope.get("client") or ("unknown", 0)
+    return str(client[0])
+
+
+class AuthFailures:
+    """Wrong keys presented per client address: past the limit, the address gets 429
+    for every authenticated request until the window has passed (so keys cannot be
+    guessed, however slowly the guesses come)."""
+
+    def __init__(self, limit: str) -> None:
+        self.items = list(parse_many(limit))
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    async def retry_after(self, address: str) -> int | None:
+        """Seconds until ``address`` may try again, or None when it may now."""
+        for item in self.items:
+            if not await self.limiter.test(item, f"auth-failures:{address}"):
+                stats = await self.limiter.get_window_stats(item, f"auth-failures:{address}")
+                return max(1, int(stats.reset_time - time.time()) + 1)
+        return None
+
+    async def failed(self, address: str) -> None:
+        for item in self.items:
+            await self.limiter.hit(item, f"auth-failures:{address}")
+
+
 class AuthMiddleware:
     """Bearer keys once any exist, then per-principal (or per-address) rate limits."""
 
     def __init__(self, app: ASGIApp, settings: Settings,
-                 keyring: Callable[[], KeyRing | None]) -> None:
+                 keyring: Callable[[], KeyRing | None], failures: AuthFailures) -> None:
         self.app = app
         self.settings = settings
         self.keyring = keyring
+        self.failures = failures
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self._limits: dict[str, list[RateLimitItem]] = {}
 
@@ -224,16 +237,26 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         method = scope.get("method", "GET")
-        if (method, scope["path"]) in PUBLIC_PATHS or method == "OPTIONS":
+        # An OPTIONS request is no exception: a CORS preflight from an allowed origin is
+        # answered by the CORS middleware before it gets here, anything else needs a key.
+        if (method, scope["path"]) in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
         keyring = self.keyring()
         principal: Principal | None = None
         if keyring is not None and await keyring.enabled():
-            principal = await keyring.authenticate(self._token(scope))
+            token = self._token(scope)
+            address = client_address(scope)
+            if token is not None and (retry := await self.failures.retry_after(address)):
+                await self._refuse_rate(scope, send, retry, "Too many failed "
+                                        f"authentications from this address; retry in {retry} s")
+                return
+            principal = await keyring.authenticate(token)
             if principal is None:
+                if token is not None:
+                    await self.failures.failed(address)
                 if scope["type"] == "websocket":
-                    if Headers(scope=scope).get("authorization") is None:
+                    if token is None:
                         # The socket may still authenticate with its first frame.
                         scope.setdefault("state", {})["auth_pending"] = True
                         await self.app(scope, receive, send)
@@ -256,20 +279,22 @@ class AuthMiddleware:
             key = f"key:{principal.name}"
             text = principal.rate_limit or self.settings.rate_limit
         else:
-            client = scope.get("client") or ("unknown", 0)
-            key = f"addr:{client[0]}"
+            key = f"addr:{client_address(scope)}"
             text = self.settings.rate_limit
         for item in self._limit(text):
             if not await self.limiter.hit(item, key):
                 stats = await self.limiter.get_window_stats(item, key)
                 retry = max(1, int(stats.reset_time - time.time()) + 1)
-                if scope["type"] == "websocket":
-                    await deny_websocket(scope, send, 429, "RATE_LIMITED",
-                                         f"Rate limit {item} reached; retry in {retry} s",
-                                         close_code=4429, headers={"Retry-After": str(retry)})
-                else:
-                    await send_error(scope, send, 429, "RATE_LIMITED",
-                                     f"Rate limit {item} reached; retry in {retry} s",
-                                     {"Retry-After": str(retry)})
+                await self._refuse_rate(scope, send, retry,
+                                        f"Rate limit {item} reached; retry in {retry} s")
                 return False
         return True
+
+    @staticmethod
+    async def _refuse_rate(scope: Scope, send: Send, retry: int, message: str) -> None:
+        if scope["type"] == "websocket":
+            await deny_websocket(scope, send, 429, "RATE_LIMITED", message, close_code=4429,
+                                 headers={"Retry-After": str(retry)})
+        else:
+            await send_error(scope, send, 429, "RATE_LIMITED", message,
+                             {"Retry-After": str(retry)})

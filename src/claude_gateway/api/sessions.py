@@ -9,6 +9,8 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from claude_gateway.api.models import (
+    MAX_OFFSET,
+    MAX_SEQ,
     CreateSessionBody,
     ErrorOut,
     EventPageOut,
@@ -18,14 +20,21 @@ from claude_gateway.api.models import (
     PatchSessionBody,
     SessionListOut,
     SessionOut,
+    SessionStatusName,
     TurnResultOut,
     error_responses,
 )
-from claude_gateway.api.principals import creator, owner_filter
+from claude_gateway.api.principals import owner_filter, principal_of
 from claude_gateway.api.sse import event_stream_response
 from claude_gateway.errors import InvalidCursor
 from claude_gateway.events.envelope import envelope, rfc3339
-from claude_gateway.services.sessions import DuplicateClientId, SessionCreate, SessionManager
+from claude_gateway.services.auth import Principal
+from claude_gateway.services.sessions import (
+    CURSOR_PATTERN,
+    DuplicateClientId,
+    SessionCreate,
+    SessionManager,
+)
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"],
                    responses=error_responses(ErrorOut))
@@ -46,9 +55,9 @@ def owner_of(request: Request) -> str | None:
     return owner_filter(request.state)
 
 
-def creator_of(request: Request) -> str:
-    """Who owns what this request creates."""
-    return creator(request.state)
+def caller_of(request: Request) -> Principal:
+    """Who the request acts for: it owns what it creates, within its own directory."""
+    return principal_of(request.state)
 
 
 @router.post("", status_code=201, response_model=SessionOut,
@@ -66,16 +75,17 @@ async def create_session(request: Request,
         max_turns=body.max_turns, effort=body.effort, add_dirs=body.add_dirs, env=body.env,
         metadata=body.metadata, resume=body.resume, fork_from=body.fork_from,
         share_workspace=body.share_workspace,
-    ), owner=creator_of(request))
+    ), caller_of(request))
     return sessions.to_api(record)
 
 
 @router.get("", response_model=SessionListOut, responses=ERRORS)
 async def list_sessions(
     request: Request,
-    status: Annotated[str | None, Query()] = None,
+    status: Annotated[SessionStatusName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN, description=(
+        "`nextCursor` of the previous page."))] = None,
 ) -> dict[str, Any]:
     sessions = manager(request)
     page, next_cursor = await sessions.list_sessions(
@@ -156,7 +166,7 @@ async def replay_turn(request: Request, sessions: SessionManager, session_id: st
 async def list_messages(
     request: Request, session_id: str,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     sessions = manager(request)
     await sessions.get(session_id, owner_of(request))
@@ -174,19 +184,18 @@ async def list_messages(
                                        "description": "SSE, or a JSON page with follow=false"}})
 async def session_events(
     request: Request, session_id: str,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     follow: Annotated[bool, Query()] = True,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[str, Header(
+        alias="Last-Event-ID", pattern=r"^ *[0-9]{0,15} *$",
+        description="The `id` of the last event received (wins over `after`).")] = "",
 ) -> Any:
     """Replay the event log after a sequence number, then follow it live (SSE)."""
     sessions = manager(request)
     record = await sessions.get(session_id, owner_of(request))
     cursor = after or 0
-    if last_event_id is not None and last_event_id.strip():
-        if not last_event_id.strip().isdigit():
-            raise InvalidCursor("Last-Event-ID must be an event sequence number",
-                                details={"lastEventId": last_event_id[:100]})
+    if last_event_id.strip():
         cursor = int(last_event_id)  # wins over ?after=, as a reconnecting EventSource sends it
     if cursor > record.last_seq:
         raise InvalidCursor(f"Cursor {cursor} is beyond the last event ({record.last_seq})",

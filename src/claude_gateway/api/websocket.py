@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from claude_gateway.api.principals import owner_filter
+from claude_gateway.api.security import AuthFailures, client_address
 from claude_gateway.errors import ApiError, InvalidCursor
 from claude_gateway.events.envelope import envelope
 from claude_gateway.services.auth import KeyRing, Principal
@@ -33,6 +34,7 @@ AUTH_TIMEOUT_SECONDS = 10.0
 CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_CURSOR = 4400
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_RATE_LIMITED = 4429
 CLOSE_TOO_SLOW = 4008
 """The client fell behind: reconnect with ``after`` = the last ``seq`` it received."""
 
@@ -174,19 +176,27 @@ class Connection:
                 await self.error(exc.code, exc.message, client_id, exc.details)
 
 
-async def first_frame_auth(websocket: WebSocket) -> Principal | None:
+async def first_frame_auth(websocket: WebSocket) -> Principal | int:
     """A socket without an Authorization header must send ``{"type": "auth", "token"}``
-    first; nothing is sent to it before that."""
+    first; nothing is sent to it before that. The principal, or the close code."""
     keyring: KeyRing = websocket.app.state.keyring
+    failures: AuthFailures = websocket.app.state.auth_failures
+    address = client_address(websocket.scope)
     try:
         text = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_SECONDS)
         frame = json.loads(text)
     except (TimeoutError, ValueError, WebSocketDisconnect, RuntimeError):
-        return None
+        return CLOSE_UNAUTHORIZED
     if not isinstance(frame, dict) or frame.get("type") != "auth":
-        return None
+        return CLOSE_UNAUTHORIZED
+    if await failures.retry_after(address) is not None:
+        return CLOSE_RATE_LIMITED
     token = frame.get("token")
-    return await keyring.authenticate(token if isinstance(token, str) else None)
+    principal = await keyring.authenticate(token if isinstance(token, str) else None)
+    if principal is None:
+        await failures.failed(address)
+        return CLOSE_UNAUTHORIZED
+    return principal
 
 
 @router.websocket("/v1/sessions/{session_id}/ws")
@@ -196,8 +206,9 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
     await websocket.accept()
     if websocket.scope.get("state", {}).get("auth_pending"):
         principal = await first_frame_auth(websocket)
-        if principal is None:
-            await websocket.close(CLOSE_UNAUTHORIZED, "UNAUTHORIZED")
+        if isinstance(principal, int):
+            await websocket.close(principal, "RATE_LIMITED" if principal == CLOSE_RATE_LIMITED
+                                  else "UNAUTHORIZED")
             return
         owner = principal.owner_filter
     connection = Connection(websocket, sessions, session_id, owner)

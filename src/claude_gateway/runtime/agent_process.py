@@ -19,6 +19,7 @@ from typing import Any
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ProcessError
 from claude_agent_sdk.types import PermissionMode
 
+from claude_gateway.runtime.path_fence import PathFence
 from claude_gateway.runtime.stderr_tail import StderrTail
 
 logger = logging.getLogger("claude_gateway.runtime")
@@ -36,6 +37,8 @@ class ProcessBinding:
     current_turn: Callable[[], str | None] = lambda: None
     non_interactive: bool = False
     """Nobody can answer permission prompts (an OpenAI client): deny them at once."""
+    fence: PathFence | None = None
+    """Paths the session's file tools may not touch, whatever its client answers."""
 
 
 @dataclass(frozen=True)

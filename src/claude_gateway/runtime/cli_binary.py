@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -68,3 +69,31 @@ def cli_version(path: Path, timeout: float = 30.0) -> str:
             f"{path} --version exited with {done.returncode}: {done.stderr.strip()[:500]}"
         )
     return done.stdout.strip()
+
+
+SETPRIV = "setpriv"
+
+
+def die_with_parent_launcher(cli: Path, directory: Path) -> Path:
+    """A launcher that runs ``cli`` so that it is killed when the gateway dies.
+
+    A CLI busy with a turn does not notice that its parent is gone (its stdin closes,
+    but it only reads stdin between turns), so a gateway that is SIGKILLed would leave it
+    running. The launcher asks the kernel for a parent-death signal (``setpriv
+    --pdeathsig KILL``, util-linux) and then becomes the CLI, keeping its pid. Without
+    setpriv (not Linux) the CLI is run directly, and leftovers are reaped at the next start.
+    """
+    setpriv = shutil.which(SETPRIV)
+    if setpriv is None:
+        return cli
+    directory.mkdir(parents=True, exist_ok=True)
+    launcher = directory / "claude"
+    script = ("#!/bin/sh\n"
+              "# Written by claude-gateway: the CLI is killed when the gateway dies.\n"
+              f"exec {shlex.quote(setpriv)} --pdeathsig KILL -- {shlex.quote(str(cli))} \"$@\"\n")
+    if not launcher.exists() or launcher.read_text() != script:
+        temporary = directory / f".claude.{os.getpid()}"
+        temporary.write_text(script)
+        temporary.chmod(0o755)
+        os.replace(temporary, launcher)
+    return launcher

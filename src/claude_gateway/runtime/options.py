@@ -96,6 +96,7 @@ def build_options(
     can_use_tool: CanUseTool | None = None,
     allow_bypass: bool = False,
     running_as_root: bool = False,
+    max_buffer_size: int | None = None,
 ) -> ClaudeAgentOptions:
     """Everything the CLI needs to start for this session.
 
@@ -103,7 +104,8 @@ def build_options(
     ``bypassPermissions`` later (that is fixed at spawn); as root the CLI also needs
     ``IS_SANDBOX=1`` to accept it.
     """
-    env = {**base_env, **spec.env}
+    # The operator's variables win over the session's (which are checked besides).
+    env = {**spec.env, **base_env}
     mode = cast(PermissionMode, spec.permission_mode)
     effort = cast(EffortLevel, spec.effort) if spec.effort else None
     extra_args: dict[str, str | None] = {}
@@ -131,6 +133,7 @@ def build_options(
         session_store=session_store,
         extra_args=extra_args,
         can_use_tool=can_use_tool,
+        max_buffer_size=max_buffer_size,
         output_format=({"type": "json_schema", "schema": spec.json_schema}
                        if spec.json_schema is not None else None),
     )

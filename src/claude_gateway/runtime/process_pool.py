@@ -21,9 +21,11 @@ Evict = Callable[[str], Awaitable[bool]]
 class ProcessPool:
     """Tracks live processes by session id and keeps their count under ``max_processes``."""
 
-    def __init__(self, max_processes: int, pid_dir: Path) -> None:
+    def __init__(self, max_processes: int, pid_dir: Path, *, binary: Path) -> None:
         self.max_processes = max_processes
         self.pid_dir = pid_dir
+        self.binary = binary
+        """The CLI binary the processes run (what a live leftover's command line shows)."""
         self._live: dict[str, AgentProcess] = {}
         self._reserved: set[str] = set()
         self._changed = asyncio.Condition()
@@ -46,20 +48,26 @@ class ProcessPool:
                       evict: Evict) -> None:
         """Wait for a free slot for ``session_id``, evicting the LRU idle process if needed."""
         async with self._changed:
+            tried: set[str] = set()
             while True:
                 if self.try_reserve(session_id):
                     return
                 victims = sorted(
-                    (p.last_used, sid) for sid, p in self._live.items() if is_idle(sid)
+                    (p.last_used, sid) for sid, p in self._live.items()
+                    if sid not in tried and is_idle(sid)
                 )
                 if victims:
                     _, victim = victims[0]
+                    # Each victim once per wake-up: an eviction that freed nothing must
+                    # not turn this into a loop that never lets anything else run.
+                    tried.add(victim)
                     self._changed.release()
                     try:
                         await evict(victim)
                     finally:
                         await self._changed.acquire()
                     continue
+                tried.clear()
                 await self._changed.wait()
 
     async def attach(self, session_id: str, process: AgentProcess) -> None:
@@ -89,7 +97,7 @@ class ProcessPool:
         pid = process.pid
         if pid is not None:
             self.pid_dir.mkdir(parents=True, exist_ok=True)
-            (self.pid_dir / str(pid)).write_text(str(process.options.cli_path))
+            (self.pid_dir / str(pid)).write_text(str(self.binary))
 
     def forget_pid(self, process: AgentProcess) -> None:
         pid = process.pid

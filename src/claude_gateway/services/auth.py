@@ -36,7 +36,12 @@ def hash_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a key's name, whether it is an admin, its own rate limit."""
+    """Who is calling: a key's name, whether it is an admin, its own rate limit.
+
+    A key reaches only what it owns: its sessions, runs and conversations, and the files
+    under its own directory of the workspace root (``home``). An admin key, and every
+    caller while no keys exist (``ANONYMOUS``), reaches everything: its home is the root.
+    """
 
     name: str
     admin: bool = False
@@ -46,6 +51,15 @@ class Principal:
     def owner_filter(self) -> str | None:
         """The owner to filter by: admins see everything."""
         return None if self.admin else self.name
+
+    @property
+    def home(self) -> str:
+        """The caller's directory, relative to the workspace root ("" is the root)."""
+        return "" if self.admin else self.name
+
+
+ANONYMOUS = Principal("", admin=True)
+"""The caller while authentication is off: it owns what it creates as "" and sees all."""
 
 
 class KeyRing:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from claude_gateway.errors import InvalidRequest
+from claude_gateway.services.json_limits import json_integer, shallow
+from claude_gateway.services.prompts import DATA_URL
 
 PROVIDER_PREFIX = "claude-gateway/"
 OPENAI_PATHS = ("/v1/models", "/v1/chat/completions")
@@ -21,49 +22,115 @@ EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
 
 
 class TextPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     type: Literal["text"]
     text: str
 
 
 class ImageUrl(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    url: str = Field(min_length=1)
+    model_config = ConfigDict(extra="allow", strict=True)
+    url: str = Field(min_length=1, pattern=f"^(?:https?://.+|{DATA_URL})$", description=(
+        "A base64 data: URL of a PNG, JPEG, GIF or WebP image, or an http(s) URL when "
+        "the gateway is allowed to fetch images."))
     detail: str | None = None
 
 
 class ImagePart(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     type: Literal["image_url"]
     image_url: ImageUrl
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[TextPart | ImagePart] | None = None
+Parts = list[Annotated[TextPart | ImagePart, Field(discriminator="type")]]
+
+
+class UserMessage(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    role: Literal["user"]
+    content: Annotated[str, Field(min_length=1)] | Annotated[Parts, Field(min_length=1)]
     name: str | None = None
 
 
+class InstructionMessage(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    role: Literal["system", "developer"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class AssistantMessage(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    role: Literal["assistant"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+
+class ToolMessage(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    role: Literal["tool", "function"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+
+
+ChatMessage = Annotated[UserMessage | InstructionMessage | AssistantMessage | ToolMessage,
+                        Field(discriminator="role")]
+DialogueMessage = UserMessage | AssistantMessage | ToolMessage
+
+
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     include_usage: bool = False
+
+
+JsonInteger = Annotated[int, Field(strict=False), BeforeValidator(json_integer)]
+
+
+class TextFormat(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: Literal["text"]
+
+
+class JsonObjectFormat(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: Literal["json_object"]
+
+
+class JsonSchemaSpec(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
 
 
 class ChatRequest(BaseModel):
     """The fields we read; everything else is accepted and ignored."""
 
-    model_config = ConfigDict(extra="allow")
-    model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
+    model_config = ConfigDict(extra="allow", strict=True)
+    model: str = Field(min_length=1, max_length=256)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    reasoning_effort: str | None = None
-    response_format: dict[str, Any] | None = None
-    n: int | None = Field(None, ge=1, le=1)
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh",
+                              "max"] | None = None
+    response_format: Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat,
+                               Field(discriminator="type")] | None = None
+    n: Annotated[int, Field(strict=False, ge=1, le=1), BeforeValidator(json_integer)] | None = None
+    max_tokens: JsonInteger | None = None
+    max_completion_tokens: JsonInteger | None = None
     temperature: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_deep(cls, data: Any) -> Any:
+        # Unknown fields are accepted and ignored, but not nested without end.
+        return shallow(data)
 
 
 def is_openai_path(path: str) -> bool:
@@ -77,32 +144,23 @@ def model_name(requested: str) -> str:
 
 
 def effort_of(reasoning_effort: str | None) -> str | None:
-    if reasoning_effort is None:
-        return None
-    if reasoning_effort not in EFFORTS:
-        raise InvalidRequest(f"Unknown reasoning_effort {reasoning_effort!r}",
-                             details={"param": "reasoning_effort"})
-    return EFFORTS[reasoning_effort]
+    """The CLI's effort for OpenAI's ``reasoning_effort`` (``none``: the default)."""
+    return EFFORTS.get(reasoning_effort) if reasoning_effort else None
 
 
-def schema_of(response_format: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:
+ResponseFormat = TextFormat | JsonObjectFormat | JsonSchemaFormat
+
+
+def schema_of(response_format: ResponseFormat | None) -> tuple[dict[str, Any] | None, str]:
     """(JSON schema for structured output, extra system instruction)."""
-    if not response_format:
-        return None, ""
-    kind = response_format.get("type")
-    if kind == "json_schema":
-        spec = response_format.get("json_schema") or {}
-        schema = spec.get("schema")
-        if not isinstance(schema, dict):
-            raise InvalidRequest("response_format.json_schema.schema must be an object",
-                                 details={"param": "response_format"})
-        return schema, ""
-    if kind == "json_object":
+    if isinstance(response_format, JsonSchemaFormat):
+        return response_format.json_schema.schema_, ""
+    if isinstance(response_format, JsonObjectFormat):
         return None, "Answer with a single JSON object and nothing else."
     return None, ""
 
 
-def text_of(content: str | list[TextPart | ImagePart] | None) -> str:
+def text_of(content: str | list[TextPart] | list[TextPart | ImagePart] | None) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -110,19 +168,24 @@ def text_of(content: str | list[TextPart | ImagePart] | None) -> str:
     return "\n".join(p.text for p in content if isinstance(p, TextPart))
 
 
-def split_conversation(messages: list[ChatMessage]) -> tuple[str, list[ChatMessage],
-                                                              ChatMessage]:
-    """(system text, earlier turns, the new user message)."""
+def split_conversation(messages: list[ChatMessage]
+                       ) -> tuple[str, list[DialogueMessage], list[DialogueMessage]]:
+    """(system text, earlier turns, the new messages).
+
+    The new messages are what follows the last assistant message: usually the user's
+    next message, or tool results. After a final assistant message there are none, and
+    the agent is asked to go on.
+    """
     system = "\n\n".join(text_of(m.content) for m in messages
-                         if m.role in ("system", "developer") and text_of(m.content))
-    dialogue = [m for m in messages if m.role not in ("system", "developer")]
-    if not dialogue or dialogue[-1].role != "user":
-        raise InvalidRequest("The last message must come from the user",
-                             details={"param": "messages"})
-    return system, dialogue[:-1], dialogue[-1]
+                         if isinstance(m, InstructionMessage) and text_of(m.content))
+    dialogue = [m for m in messages if not isinstance(m, InstructionMessage)]
+    start = len(dialogue)
+    while start > 0 and not isinstance(dialogue[start - 1], AssistantMessage):
+        start -= 1
+    return system, dialogue[:start], dialogue[start:]
 
 
-def context_preamble(history: list[ChatMessage]) -> str:
+def context_preamble(history: list[DialogueMessage]) -> str:
     """Earlier turns, given to a stateless agent as quoted context."""
     if not history:
         return ""

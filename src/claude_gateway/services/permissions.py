@@ -112,14 +112,19 @@ class PermissionBroker:
                                context: ToolPermissionContext) -> PermissionResult:
             if binding.session_id is None:
                 return PermissionResultDeny(message="This process serves no session yet.")
+            refusal = binding.fence.refusal(tool_input) if binding.fence else None
             return await self.ask(binding.session_id, binding.current_turn(), tool_name,
-                                  tool_input, context, non_interactive=binding.non_interactive)
+                                  tool_input, context, non_interactive=binding.non_interactive,
+                                  refusal=refusal)
 
         return can_use_tool
 
     async def ask(self, session_id: str, turn_id: str | None, tool_name: str,
                   tool_input: dict[str, Any], context: ToolPermissionContext, *,
-                  non_interactive: bool = False) -> PermissionResult:
+                  non_interactive: bool = False, refusal: str | None = None
+                  ) -> PermissionResult:
+        """Ask the session's client (or decide by policy: ``refusal`` denies at once, and so
+        does a client that cannot answer)."""
         created = now()
         expires = (created + timedelta(seconds=self.timeout_seconds)
                    if self.timeout_seconds > 0 else None)
@@ -145,6 +150,10 @@ class PermissionBroker:
             await self.events.emit(session_id, "permission.requested",
                                    permission_to_api(record), turn_id,
                                    StateChange(new_permission=record))
+            if refusal is not None:
+                decision = await self._resolve(waiting, Decision("denied", "policy",
+                                                                 message=refusal))
+                return self._result(waiting, decision)
             if non_interactive:
                 decision = await self._resolve(waiting, Decision(
                     "denied", "policy", message=(

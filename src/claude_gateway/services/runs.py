@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from claude_gateway.errors import RunNotFound
+from claude_gateway.services.auth import ANONYMOUS, Principal
 from claude_gateway.services.sessions import PendingTurn, SessionCreate, SessionManager
-from claude_gateway.services.workspaces import normalize_workspace_name
+from claude_gateway.services.workspaces import Placement, normalize_workspace_name
 from claude_gateway.storage.records import SessionRecord
 
 logger = logging.getLogger("claude_gateway.runs")
@@ -44,23 +45,30 @@ class RunService:
         self.sessions = sessions
         self._finishers: set[asyncio.Task[None]] = set()
 
-    async def start(self, request: RunRequest, owner: str = "") -> tuple[SessionRecord,
-                                                                         PendingTurn]:
+    async def start(self, request: RunRequest, principal: Principal = ANONYMOUS
+                    ) -> tuple[SessionRecord, PendingTurn]:
         settings = self.sessions.settings
-        workspace = normalize_workspace_name(request.workspace or settings.default_run_workspace)
+        workspace = request.workspace
         resume = request.resume
         if request.continue_conversation and resume is None:
-            latest = await self.sessions.store.latest_conversation(workspace, owner or None)
+            workspace = workspace or settings.default_run_workspace
+            place = Placement(principal.home, normalize_workspace_name(workspace)).path
+            latest = await self.sessions.store.latest_conversation(place,
+                                                                   principal.owner_filter)
             resume = latest.claude_session_id if latest else None
+        if resume is None:
+            workspace = workspace or settings.default_run_workspace
+        # else: without a workspace a resumed conversation carries on where it was made.
         record = await self.sessions.create(SessionCreate(
             kind="run", workspace=workspace, model=request.model,
             permission_mode=request.permission_mode, system_prompt=request.system_prompt,
             append_system_prompt=request.append_system_prompt, effort=request.effort,
             json_schema=request.json_schema, resume=resume,
             share_workspace=request.share_workspace, non_interactive=request.non_interactive,
-        ), owner=owner)
+        ), principal)
         try:
-            pending = await self.sessions.send_message(record.id, owner or None, request.prompt)
+            pending = await self.sessions.send_message(record.id, principal.owner_filter,
+                                                       request.prompt)
         except BaseException:
             await self._finish(record.id)
             raise

@@ -16,8 +16,6 @@ event appended to the session's log before anyone sees it.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import os
@@ -25,7 +23,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,8 @@ from typing import Any
 from claude_agent_sdk import AssistantMessage, ResultMessage, project_key_for_directory
 
 from claude_gateway.errors import (
+    ConversationNotFound,
+    ConversationNotStarted,
     InvalidCursor,
     InvalidRequest,
     MaxSessionsReached,
@@ -53,13 +53,26 @@ from claude_gateway.events.normalize import (
 )
 from claude_gateway.runtime.agent_process import AgentProcess, ProcessBinding, ProcessExit
 from claude_gateway.runtime.options import PERMISSION_MODES, AgentSpec, Launch, build_options
+from claude_gateway.runtime.path_fence import PathFence
 from claude_gateway.runtime.process_pool import ProcessPool
 from claude_gateway.runtime.spares import SparePool
 from claude_gateway.runtime.stderr_tail import StderrTail
+from claude_gateway.services.auth import ANONYMOUS, Principal
+from claude_gateway.services.env_policy import check_env
 from claude_gateway.services.permissions import PermissionBroker
 from claude_gateway.services.prompts import prompt_blocks
+from claude_gateway.services.structured_output import check_json_schema
 from claude_gateway.services.workspace_locks import WorkspaceLocks
-from claude_gateway.services.workspaces import normalize_workspace_name, workspace_dir
+from claude_gateway.services.workspaces import (
+    Placement,
+    added_dirs,
+    home_dir,
+    name_from,
+    place_workspace,
+    resolve_added_dir,
+    resolve_inside,
+    workspace_dir,
+)
 from claude_gateway.settings import Settings
 from claude_gateway.storage.base import Store
 from claude_gateway.storage.records import (
@@ -75,10 +88,33 @@ from claude_gateway.storage.transcripts import TranscriptStore
 logger = logging.getLogger("claude_gateway.sessions")
 
 CLOSED_STATUSES = ("ended", "expired")
+CONTROL_TIMEOUT_SECONDS = 10.0
+"""How long a live change (model, permission mode) may take before the process is
+restarted with it instead."""
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def start_failure(error: dict[str, Any]) -> dict[str, Any]:
+    """A turn's error when its CLI could not start: the CLI refusing the structured-output
+    schema is the client's mistake (INVALID_JSON_SCHEMA), anything else the gateway's."""
+    stderr = str(error.get("stderr", ""))
+    for line in stderr.splitlines():
+        if "is not a valid JSON Schema" in line:
+            return {"code": "INVALID_JSON_SCHEMA", "message": line.removeprefix("Error: "),
+                    **error}
+    return {"code": "PROCESS_START_FAILED",
+            "message": "The Claude Code CLI could not be started.", **error}
+
+
+def cli_line_limit(max_body_bytes: int) -> int:
+    """The longest line the SDK may read from the CLI: the CLI echoes a prompt back as
+    one JSON line, escaped (up to six bytes for one), so the largest body the gateway
+    accepts must fit several times over. (The SDK's default, 1 MiB, failed prompts of
+    500 KB as PROCESS_EXITED.)"""
+    return 6 * max_body_bytes + (1 << 20)
 
 
 @dataclass
@@ -148,6 +184,9 @@ class LiveSession:
     closed: bool = False
     closed_status: str = "ended"
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while the process starts."""
+    control: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held by a change of the session (PATCH) and by its closing."""
     owner: str = ""
     owner_known: bool = False
     workspace: str = ""
@@ -157,11 +196,6 @@ class LiveSession:
     model: str | None = None
     model_known: bool = False
     """Whether ``model`` mirrors the stored one (PATCH keeps it current)."""
-
-
-def placed(owner: str, workspace: str) -> str:
-    """Where a principal's workspace lives under the workspace root: its own directory."""
-    return f"{owner}/{workspace}" if owner else workspace
 
 
 def session_to_api(record: SessionRecord, live: LiveSession | None = None) -> dict[str, Any]:
@@ -208,7 +242,8 @@ class SessionManager:
     """Creates sessions, runs their turns, and keeps their processes within bounds."""
 
     def __init__(self, settings: Settings, store: Store, events: EventLog, *,
-                 cli_path: Path, cli_env: dict[str, str]) -> None:
+                 cli_path: Path, cli_env: dict[str, str],
+                 cli_binary: Path | None = None) -> None:
         self.settings = settings
         self.store = store
         self.events = events
@@ -221,9 +256,11 @@ class SessionManager:
         self.spares = SparePool(
             [settings.default_run_workspace, *settings.spare_workspaces],
             settings.spare_processes, self._start_spare)
-        self.pool = ProcessPool(settings.max_processes, settings.data_dir / "pids")
+        self.pool = ProcessPool(settings.max_processes, settings.data_dir / "pids",
+                                binary=cli_binary or cli_path)
         self._live: dict[str, LiveSession] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._stopping: set[asyncio.Future[None]] = set()
         self._closing = False
         self._last_spawn_error: dict[str, dict[str, Any]] = {}
         self._naming: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -282,6 +319,11 @@ class SessionManager:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*self._stopping, return_exceptions=True)
+        # Whatever a cancelled step left in the pool is stopped too: no CLI outlives us.
+        for session_id, process in self.pool.live.items():
+            await process.stop()
+            await self.pool.release(session_id, process)
 
     # -- reading -------------------------------------------------------------------
     async def get(self, session_id: str, owner: str | None = None) -> SessionRecord:
@@ -292,6 +334,10 @@ class SessionManager:
 
     def live(self, session_id: str) -> LiveSession | None:
         return self._live.get(session_id)
+
+    def live_sessions(self) -> dict[str, LiveSession]:
+        """Sessions with in-memory state (a process, a queue or a running turn)."""
+        return dict(self._live)
 
     def to_api(self, record: SessionRecord) -> dict[str, Any]:
         return session_to_api(record, self._live.get(record.id))
@@ -308,24 +354,45 @@ class SessionManager:
         return page, next_cursor
 
     # -- create / patch / delete -----------------------------------------------------
-    async def create(self, request: SessionCreate, owner: str = "") -> SessionRecord:
+    async def conversation(self, claude_session_id: str, principal: Principal
+                           ) -> SessionRecord:
+        """The latest session on a Claude conversation the caller owns (admins: any);
+        an unknown id and another key's get the same 404."""
+        record = await self.store.conversation(claude_session_id, principal.owner_filter)
+        if record is None:
+            raise ConversationNotFound(claude_session_id)
+        return record
+
+    async def create(self, request: SessionCreate, principal: Principal = ANONYMOUS
+                     ) -> SessionRecord:
+        owner = principal.name
         mode = request.permission_mode or "default"
         self._check_mode(mode)
+        env = check_env(request.env, self.settings.session_env_allowlist)
+        if request.json_schema is not None:
+            check_json_schema(request.json_schema)
+        root = self.settings.workspace_root
         fork_of: str | None = None
-        workspace_name = request.workspace
+        # Transcripts are keyed by the working directory: a fork or a resume works in the
+        # directory of the conversation it carries on, unless told otherwise.
+        continued: str | None = None
         if request.fork_from:
-            source = await self.get(request.fork_from, owner or None)
+            source = await self.get(request.fork_from, principal.owner_filter)
             if not source.claude_session_id:
-                raise InvalidRequest("That session has no conversation to fork yet",
-                                     details={"forkFrom": request.fork_from})
+                raise ConversationNotStarted("That session has no conversation to fork yet",
+                                             details={"forkFrom": request.fork_from})
             fork_of = source.claude_session_id
-            # Transcripts are keyed by the working directory: fork in the same one.
-            workspace_name = workspace_name or source.workspace
+            continued = source.workspace_path
+        if request.resume:
+            resumed = await self.conversation(request.resume, principal)
+            continued = continued or resumed.workspace_path
         is_run = request.kind == "run"
         session_id = f"{'run' if is_run else 'ses'}_{uuid.uuid4().hex}"
-        workspace_name = normalize_workspace_name(workspace_name or session_id)
-        place = placed(owner, workspace_name)
-        workspace_dir(self.settings.workspace_root, place)
+        workspace_name = request.workspace or (
+            name_from(principal.home, continued) if continued else None) or session_id
+        placement = place_workspace(root, principal.home, workspace_name)
+        dirs = added_dirs(root, principal.home, request.add_dirs)
+        place = placement.path
         if is_run and not request.share_workspace:
             self.locks.acquire(place, session_id)  # 409 while another agent works
         elif self._sessions_by_owner.total() >= self.settings.max_sessions:
@@ -342,6 +409,7 @@ class SessionManager:
         if not is_run:
             self._sessions_by_owner[owner] += 1
         try:
+            workspace_dir(root, placement)  # created now that every check has passed
             moment = now()
             options = {
                 "systemPrompt": request.system_prompt,
@@ -350,15 +418,16 @@ class SessionManager:
                 "disallowedTools": request.disallowed_tools,
                 "maxTurns": request.max_turns,
                 "effort": request.effort,
-                "addDirs": request.add_dirs,
-                "env": request.env,
+                "addDirs": dirs,
+                "env": env,
                 "forkOf": fork_of,
                 "jsonSchema": request.json_schema,
                 "shareWorkspace": request.share_workspace,
                 "nonInteractive": request.non_interactive,
             }
             record = SessionRecord(
-                id=session_id, status="starting", workspace=workspace_name, kind=request.kind,
+                id=session_id, status="starting", workspace=placement.name,
+                home=placement.home, workspace_path=place, kind=request.kind,
                 permission_mode=mode, created_at=moment, last_activity_at=moment,
                 owner=owner, model=request.model or self.settings.default_model,
                 options=options, metadata=request.metadata,
@@ -401,32 +470,46 @@ class SessionManager:
                     permission_mode: str | None = None,
                     metadata: dict[str, Any] | None = None) -> SessionRecord:
         record = await self.get(session_id, owner)
-        if record.status in CLOSED_STATUSES:
-            raise SessionEnded(session_id, record.status)
-        changes: dict[str, Any] = {}
         if permission_mode is not None:
             self._check_mode(permission_mode)
-            changes["permission_mode"] = permission_mode
-        if model is not None:
-            changes["model"] = model
-        if metadata is not None:
-            changes["metadata"] = metadata
-        if not changes:
-            return record
-        await self.store.update_session(session_id, **changes)
-        if model is not None and session_id in self._live:
-            self._live[session_id].model = model
-        process = self.pool.get(session_id)
-        if process is not None and process.alive:
-            # Live where the CLI allows it; a later spawn reads the stored values anyway.
-            with contextlib.suppress(Exception):
-                if model is not None:
-                    await process.set_model(model)
-                if permission_mode is not None:
-                    await process.set_permission_mode(permission_mode)
-        await self.events.emit(session_id, "session.updated", {
-            "model": model, "permissionMode": permission_mode, "metadata": metadata})
-        return await self.get(session_id, owner)
+        live = self._live_session(session_id)
+        # One change at a time per session: a PATCH racing a DELETE either lands before
+        # the session ends or gets 409, never an update after session.ended.
+        async with live.control:
+            record = await self.get(session_id, owner)
+            if live.closed or record.status in CLOSED_STATUSES:
+                raise SessionEnded(session_id, live.closed_status if live.closed
+                                   else record.status)
+            changes: dict[str, Any] = {}
+            if permission_mode is not None:
+                changes["permission_mode"] = permission_mode
+            if model is not None:
+                changes["model"] = model
+            if metadata is not None:
+                changes["metadata"] = metadata
+            if not changes:
+                return record
+            await self.store.update_session(session_id, **changes)
+            if model is not None:
+                live.model, live.model_known = model, True
+            process = self.pool.get(session_id)
+            if process is not None and process.alive:
+                # Live where the CLI allows it; a later spawn reads the stored values anyway.
+                try:
+                    async with asyncio.timeout(CONTROL_TIMEOUT_SECONDS):
+                        if model is not None:
+                            await process.set_model(model)
+                        if permission_mode is not None:
+                            await process.set_permission_mode(permission_mode)
+                except Exception:
+                    logger.warning("the live process refused a change; it restarts with it",
+                                   exc_info=True, extra={"session_id": session_id})
+                    if self._is_idle(session_id):
+                        await self._stop_process(live, "settings_changed")
+                        await self.store.update_session(session_id, status="stopped")
+            await self.events.emit(session_id, "session.updated", {
+                "model": model, "permissionMode": permission_mode, "metadata": metadata})
+            return await self.get(session_id, owner)
 
     async def delete(self, session_id: str, owner: str | None, *, purge: bool = False) -> None:
         record = await self.get(session_id, owner)
@@ -440,21 +523,22 @@ class SessionManager:
             self.events.close_session(session_id)
             if record.claude_session_id:
                 with contextlib.suppress(Exception):
-                    cwd = workspace_dir(self.settings.workspace_root,
-                                        placed(record.owner, record.workspace))
+                    cwd = resolve_inside(home_dir(self.settings.workspace_root, record.home),
+                                         record.workspace)
                     await self.transcripts.delete({
                         "project_key": project_key_for_directory(str(cwd)),
                         "session_id": record.claude_session_id})
             await self.store.delete_session(session_id)
 
-    async def session_named(self, owner: str, external_id: str,
+    async def session_named(self, principal: Principal, external_id: str,
                             create: SessionCreate) -> SessionRecord:
-        """The owner's session called ``external_id``; created (from ``create``) if new."""
+        """The caller's session called ``external_id``; created (from ``create``) if new."""
+        owner = principal.name
         async with self._naming[(owner, external_id)]:
             record = await self.store.session_by_external_id(owner, external_id)
             if record is None:
                 create.external_id = external_id
-                record = await self.create(create, owner)
+                record = await self.create(create, principal)
             return record
 
     async def end(self, record: SessionRecord, reason: str) -> None:
@@ -463,6 +547,13 @@ class SessionManager:
 
     async def _close_session(self, record: SessionRecord, status: str, reason: str) -> None:
         live = self._live_session(record.id)
+        async with live.control:
+            if live.closed:
+                return  # closed meanwhile (two DELETEs, or a DELETE and the reaper)
+            await self._close_locked(live, record, status, reason)
+
+    async def _close_locked(self, live: LiveSession, record: SessionRecord, status: str,
+                            reason: str) -> None:
         live.closed, live.closed_status = True, status
         await self.store.update_session(record.id, status=status, ended_at=now())
         if record.kind == "session":
@@ -484,7 +575,7 @@ class SessionManager:
             # Let the running turn record how it ended before the session's last word.
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(current.done), 10)
-        self.locks.release(placed(record.owner, record.workspace), record.id)
+        self.locks.release(record.workspace_path, record.id)
         await self.events.emit(record.id, "session.ended", {"reason": reason,
                                                             "status": status})
 
@@ -507,7 +598,7 @@ class SessionManager:
                 raise SessionEnded(session_id, record.status)
             live = self._live_session(session_id)
             live.owner, live.owner_known = record.owner, True
-            live.workspace = placed(record.owner, record.workspace)
+            live.workspace = record.workspace_path
             live.share_workspace = bool(record.options.get("shareWorkspace"))
         if live.closed:
             raise SessionEnded(session_id, live.closed_status)
@@ -695,9 +786,7 @@ class SessionManager:
         if process is None and not live.closed:
             await announce_start()
             await self._finish_turn_record(live.id, pending.id, "turn.failed", {
-                "error": {"code": "PROCESS_START_FAILED",
-                          "message": "The Claude Code CLI could not be started.",
-                          **self._last_spawn_error.get(live.id, {})}}, pending)
+                "error": start_failure(self._last_spawn_error.get(live.id, {}))}, pending)
             return
         if live.closed or process is None:
             await announce_start()
@@ -850,6 +939,15 @@ class SessionManager:
         live = self._live.get(session_id)
         if live is None or not self._is_idle(session_id):
             return False
+        held = self.pool.get(session_id)
+        if held is not None and live.process is not held:
+            # The pool holds a process its session has let go of (it is being stopped,
+            # or the session was purged and named again): free the slot all the same.
+            logger.debug("evicting a process its session no longer holds",
+                           extra={"session_id": session_id})
+            await held.stop()
+            await self.pool.release(session_id, held)
+            return True
         await self._stop_process(live, "evicted")
         if not live.closed:
             await self.store.update_session(session_id, status="stopped")
@@ -882,26 +980,32 @@ class SessionManager:
             process = await self._adopt_spare(record, spec, launch, binding)
             adopted = process is not None
             if process is None:
-                process = self._new_process(spec, placed(record.owner, record.workspace),
-                                            launch, binding)
+                starting: AgentProcess | None = None
                 try:
-                    await asyncio.wait_for(process.start(),
+                    # Checked again at every start: the agent may have replaced its
+                    # workspace with a link since the session was created.
+                    starting = self._new_process(
+                        spec, Placement(record.home, record.workspace), launch, binding)
+                    await asyncio.wait_for(starting.start(),
                                            self.settings.spawn_timeout_seconds)
                 except BaseException as exc:
                     await self.pool.release(live.id)
-                    with contextlib.suppress(Exception):
-                        await process.stop()
+                    if starting is not None:
+                        with contextlib.suppress(Exception):
+                            await starting.stop()
                     if not isinstance(exc, Exception):
                         raise
                     error = {"detail": f"{exc.__class__.__name__}: {exc}",
-                             "stderr": process.stderr_tail.text(8192)}
+                             "stderr": starting.stderr_tail.text(8192) if starting else ""}
                     self._last_spawn_error[live.id] = error
-                    logger.warning("CLI process failed to start",
-                                   extra={"session_id": live.id, "error": error["detail"]})
+                    logger.warning("CLI process failed to start: %s", error["detail"],
+                                   extra={"session_id": live.id,
+                                          "stderr": error["stderr"][-2000:]})
                     await self.store.update_session(live.id, status="failed")
                     await self.events.emit(live.id, "process.stopped",
                                            {"reason": "start_failed", **error})
                     return None
+                process = starting
             if live.closed:  # deleted while it started
                 await self.pool.release(live.id)
                 await process.stop()
@@ -915,30 +1019,45 @@ class SessionManager:
                 "forked": launch.fork, "spare": adopted})
             return process
 
-    def _new_process(self, spec: AgentSpec, workspace: str, launch: Launch,
+    def _new_process(self, spec: AgentSpec, placement: Placement, launch: Launch,
                      binding: ProcessBinding) -> AgentProcess:
+        """A process for ``spec`` in its workspace, every client-named value confined."""
         tail = StderrTail()
-        cwd = workspace_dir(self.settings.workspace_root, workspace)
+        root = self.settings.workspace_root
+        cwd = workspace_dir(root, placement)
+        binding.fence = self._fence(placement.home, cwd)
+        spec = replace(
+            spec, env=check_env(spec.env, self.settings.session_env_allowlist),
+            add_dirs=[str(resolve_added_dir(root, placement.home, name))
+                      for name in spec.add_dirs])
         options = build_options(
             spec, cwd=cwd, cli_path=self.cli_path, base_env=self.cli_env, launch=launch,
             stderr=tail.append, session_store=self.transcripts,
             can_use_tool=self.permissions.callback(binding),
             allow_bypass=self.settings.allow_bypass_permissions,
-            running_as_root=os.geteuid() == 0)
+            running_as_root=os.geteuid() == 0,
+            max_buffer_size=cli_line_limit(self.settings.max_body_bytes))
         return AgentProcess(options, stderr_tail=tail, on_exit=self._on_exit, binding=binding)
+
+    def _fence(self, home: str, cwd: Path) -> PathFence:
+        root = self.settings.workspace_root
+        return PathFence.build(cwd, home_dir(root, home), root,
+                               [self.settings.data_dir, self.settings.cli_config_dir])
 
     async def _start_spare(self, workspace: str) -> AgentProcess | None:
         """A process with default options, serving nobody yet (for the SparePool)."""
         spec = AgentSpec(model=self.settings.default_model)
-        process = self._new_process(spec, workspace, Launch(session_id=str(uuid.uuid4())),
-                                    ProcessBinding())
+        process: AgentProcess | None = None
         try:
+            process = self._new_process(spec, Placement("", workspace),
+                                        Launch(session_id=str(uuid.uuid4())), ProcessBinding())
             await asyncio.wait_for(process.start(), self.settings.spawn_timeout_seconds)
         except Exception:
             logger.warning("spare CLI process failed to start", exc_info=True,
                            extra={"workspace": workspace})
-            with contextlib.suppress(Exception):
-                await process.stop()
+            if process is not None:
+                with contextlib.suppress(Exception):
+                    await process.stop()
             return None
         self.pool.track_pid(process)
         return process
@@ -948,7 +1067,7 @@ class SessionManager:
         """A spare can serve a new conversation whose spawn-time options are the defaults."""
         if launch.resume is not None or not spec.fixed_at_spawn_is_default:
             return None
-        process = self.spares.take(placed(record.owner, record.workspace))
+        process = self.spares.take(record.workspace_path)
         if process is None:
             return None
         try:
@@ -965,6 +1084,7 @@ class SessionManager:
         process.binding.session_id = binding.session_id
         process.binding.current_turn = binding.current_turn
         process.binding.non_interactive = binding.non_interactive
+        process.binding.fence = self._fence(record.home, Path(str(process.options.cwd)))
         self.pool.forget_pid(process)  # attach() tracks it again under the session
         return process
 
@@ -1000,9 +1120,17 @@ class SessionManager:
         if process is None:
             return
         live.process = None
-        await process.stop()
-        await self.pool.release(live.id, process)
+        # A caller cancelled mid-stop (a shutdown, a client gone) must not leave the CLI
+        # half stopped: the stop runs to its end on its own, and close() waits for it.
+        stopping = asyncio.ensure_future(self._stop_and_release(live.id, process))
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
+        await asyncio.shield(stopping)
         await self.events.emit(live.id, "process.stopped", {"reason": reason})
+
+    async def _stop_and_release(self, session_id: str, process: AgentProcess) -> None:
+        await process.stop()
+        await self.pool.release(session_id, process)
 
     # -- the reaper: idle processes and expired sessions ---------------------------------
     async def _reap_forever(self) -> None:
@@ -1030,16 +1158,19 @@ class SessionManager:
                     await self._close_session(record, "expired", "expired")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CURSOR_PATTERN = r"^[0-9]{1,17}\.[A-Za-z0-9_-]{1,64}$"
+"""A page cursor is a position in the list (creation time in microseconds, then the id),
+not a reference to a row: any cursor of this form is valid, even if that row is gone."""
+
+
 def encode_cursor(created_at: datetime, session_id: str) -> str:
-    raw = f"{created_at.isoformat()}|{session_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{(created_at - _EPOCH) // timedelta(microseconds=1)}.{session_id}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, session_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), session_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    micros, _, session_id = cursor.partition(".")
+    if not (micros.isdigit() and len(micros) <= 17 and session_id):
         raise InvalidCursor("The cursor is not one this server gave out",
-                            details={"cursor": cursor[:100]}) from None
+                            details={"cursor": cursor[:100]})
+    return _EPOCH + timedelta(microseconds=int(micros)), session_id

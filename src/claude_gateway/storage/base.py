@@ -43,9 +43,16 @@ class Store(Protocol):
     async def session_by_external_id(self, owner: str, external_id: str
                                      ) -> SessionRecord | None: ...
 
-    async def latest_conversation(self, workspace: str, owner: str | None = None
+    async def latest_conversation(self, workspace_path: str, owner: str | None = None
                                   ) -> SessionRecord | None:
-        """The session (or run) in ``workspace`` most recently active with a conversation."""
+        """The session (or run) working in ``workspace_path`` (relative to the workspace
+        root) most recently active with a conversation; only ``owner``'s if given."""
+        ...
+
+    async def conversation(self, claude_session_id: str, owner: str | None = None
+                           ) -> SessionRecord | None:
+        """The session (or run) most recently active on that Claude conversation; only
+        ``owner``'s if given."""
         ...
 
     async def sessions_expired_by(self, moment: datetime, statuses: Sequence[str],
@@ -64,6 +71,9 @@ class Store(Protocol):
         ...
 
     async def count_sessions(self, statuses: Sequence[str]) -> int: ...
+    async def count_sessions_by_status(self, owner: str | None = None) -> dict[str, int]:
+        """Sessions (not runs) per status; only ``owner``'s if given."""
+        ...
     async def count_sessions_by_owner(self, statuses: Sequence[str]) -> dict[str, int]: ...
 
     # turns

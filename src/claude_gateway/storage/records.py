@@ -62,6 +62,10 @@ class SessionRecord:
     context_tokens: int | None = None
     external_id: str | None = None
     """A name the client gave the session (unique per owner)."""
+    home: str = ""
+    """The directory under the workspace root the session is confined to."""
+    workspace_path: str = ""
+    """The workspace's directory relative to the root (``home/workspace``)."""
 
 
 @dataclass

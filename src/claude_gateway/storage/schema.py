@@ -71,10 +71,14 @@ sessions = Table(
     Column("context_window", BigInteger),
     Column("context_tokens", BigInteger),
     Column("external_id", String(256)),
+    Column("home", String(128), nullable=False, default=""),
+    Column("workspace_path", String(1024), nullable=False, default=""),
     Index("ix_sessions_owner_created", "owner", "created_at", "id"),
     Index("ux_sessions_external_id", "owner", "external_id", unique=True),
     Index("ix_sessions_status", "status"),
     Index("ix_sessions_expires", "expires_at"),
+    Index("ix_sessions_workspace_path", "workspace_path", "last_activity_at"),
+    Index("ix_sessions_claude_session_id", "claude_session_id"),
 )
 
 turns = Table(

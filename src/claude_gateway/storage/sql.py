@@ -14,6 +14,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Select,
     and_,
     create_engine,
     delete,
@@ -61,7 +62,7 @@ def _session_from_row(row: Row[Any]) -> SessionRecord:
         usage=Usage(m["input_tokens"], m["output_tokens"], m["cache_read_input_tokens"],
                     m["cache_creation_input_tokens"], m["total_cost_usd"]),
         context_window=m["context_window"], context_tokens=m["context_tokens"],
-        external_id=m["external_id"],
+        external_id=m["external_id"], home=m["home"], workspace_path=m["workspace_path"],
     )
 
 
@@ -171,7 +172,8 @@ class SqlStore:
             "expires_at": session.expires_at, "ended_at": session.ended_at,
             "last_seq": session.last_seq, "message_count": session.message_count,
             "total_cost_usd": session.usage.total_cost_usd,
-            "external_id": session.external_id,
+            "external_id": session.external_id, "home": session.home,
+            "workspace_path": session.workspace_path,
             **{c: getattr(session.usage, c) for c in _USAGE_COLUMNS},
         }
         await self._write(lambda conn: conn.execute(insert(schema.sessions).values(**values)))
@@ -213,13 +215,26 @@ class SqlStore:
 
         return await self._read(work)
 
-    async def latest_conversation(self, workspace: str, owner: str | None = None
+    async def latest_conversation(self, workspace_path: str, owner: str | None = None
                                   ) -> SessionRecord | None:
         table = schema.sessions
-        query = select(table).where(table.c.workspace == workspace,
+        query = select(table).where(table.c.workspace_path == workspace_path,
                                     table.c.claude_session_id.is_not(None))
         if owner is not None:
             query = query.where(table.c.owner == owner)
+        return await self._latest(query)
+
+    async def conversation(self, claude_session_id: str, owner: str | None = None
+                           ) -> SessionRecord | None:
+        table = schema.sessions
+        query = select(table).where(table.c.claude_session_id == claude_session_id)
+        if owner is not None:
+            query = query.where(table.c.owner == owner)
+        return await self._latest(query)
+
+    async def _latest(self, query: Select[Any]) -> SessionRecord | None:
+        """The most recently active session ``query`` selects."""
+        table = schema.sessions
         query = query.order_by(table.c.last_activity_at.desc(), table.c.id.desc()).limit(1)
 
         def work(conn: Connection) -> SessionRecord | None:
@@ -264,6 +279,14 @@ class SqlStore:
         query = (select(table.c.owner, func.count()).where(
             table.c.status.in_(list(statuses)), table.c.kind == "session")
             .group_by(table.c.owner))
+        return await self._read(lambda conn: {r[0]: int(r[1]) for r in conn.execute(query)})
+
+    async def count_sessions_by_status(self, owner: str | None = None) -> dict[str, int]:
+        table = schema.sessions
+        query = select(table.c.status, func.count()).where(table.c.kind == "session")
+        if owner is not None:
+            query = query.where(table.c.owner == owner)
+        query = query.group_by(table.c.status)
         return await self._read(lambda conn: {r[0]: int(r[1]) for r in conn.execute(query)})
 
     async def count_sessions(self, statuses: Sequence[str]) -> int:

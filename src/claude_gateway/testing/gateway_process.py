@@ -6,12 +6,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 
-def start_gateway_process(directory: Path, upstream_url: str, port: int,
+def start_gateway_process(directory: Path, upstream_url: str, port: int, *,
+                          stderr: int | IO[bytes] = subprocess.DEVNULL,
                           **settings: str) -> subprocess.Popen[bytes]:
     """A gateway on 127.0.0.1:``port`` keeping its state under ``directory``, its CLIs
-    pointed at ``upstream_url``; ``settings`` are more CLAUDE_GATEWAY_* values."""
+    pointed at ``upstream_url``; ``settings`` are more CLAUDE_GATEWAY_* values, and its
+    log goes to ``stderr``."""
     env = dict(os.environ)
     env.update({
         "CLAUDE_GATEWAY_DATA_DIR": str(directory / "data"),
@@ -26,4 +29,4 @@ def start_gateway_process(directory: Path, upstream_url: str, port: int,
     return subprocess.Popen(
         [sys.executable, "-m", "claude_gateway", "serve", "--host", "127.0.0.1",
          "--port", str(port)],
-        env=env, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=env, cwd=directory, stdout=subprocess.DEVNULL, stderr=stderr)

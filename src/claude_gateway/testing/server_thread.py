@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 import uvicorn
 
+from claude_gateway.api.http_protocol import JsonErrorHttpProtocol
+
 
 class ServerThread:
     """A uvicorn server in a daemon thread; ``port=0`` picks a free port."""
@@ -39,6 +41,7 @@ class ServerThread:
             # "uvicorn.*" loggers that another server in the same process uses.
             self.app, log_config=None, log_level=None, access_log=False,
             lifespan=self.lifespan, timeout_graceful_shutdown=2, ws_ping_interval=None,
+            http=JsonErrorHttpProtocol,
         )
         server = uvicorn.Server(config)
         self._server = server

@@ -1,0 +1,1 @@
+"""What the tests share: a gateway to start, HTTP and SSE helpers, hostile inputs."""
