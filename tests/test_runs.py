@@ -200,3 +200,29 @@ async def test_a_spare_process_serves_a_run_and_is_refilled(
     assert sessions.spares.adopted == 1 and sessions.spares.ready("default") == 1
     assert mock_model.model.requests[0].model == "claude-picked-live"
     assert mock_model.model.requests[1].system_text.strip().endswith("Be terse.")
+
+
+async def test_a_refused_prompt_leaves_the_workspace_free(start_gateway: Any) -> None:
+    gateway: Gateway = start_gateway(max_image_bytes=64)
+    png = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAA"
+           "AABJRU5ErkJggg==")
+    async with gateway.client() as client:
+        session_id = (await client.post("/v1/sessions", json={"workspace": "shared"})).json()[
+            "id"]
+        url = f"/v1/sessions/{session_id}/messages"
+        first = await client.post(url, json={"prompt": "@reply once", "clientId": "c1"})
+        assert first.json()["status"] == "completed"
+        refusals = [
+            ({"prompt": [{"type": "image", "source": {"type": "base64",
+                                                      "media_type": "image/png",
+                                                      "data": png}}]}, 413),
+            ({"prompt": "@reply twice", "clientId": "c1"}, 200),  # replays the first turn
+        ]
+        for body, status in refusals:
+            response = await client.post(url, json=body)
+            assert response.status_code == status, response.text
+            # Nothing runs in the workspace now: another agent may take it at once.
+            run = await client.post("/v1/runs", json={"prompt": "@reply mine now",
+                                                      "workspace": "shared"})
+            assert run.status_code == 200, run.text
+            assert run.json()["result"] == "mine now"

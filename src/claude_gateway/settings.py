@@ -258,7 +258,9 @@ class Settings(BaseSettings):
         "(413 beyond it).",
     )
     body_timeout_seconds: float = Field(
-        60, gt=0, description="How long a client may take to send a request body.",
+        60, gt=0, description="How long the gateway waits for the next piece of a request "
+        "body while it arrives (a client that stalls gets 408). It never applies once the "
+        "body is in: streamed answers last as long as their turn.",
     )
     mock_model: bool = Field(
         False,

@@ -117,8 +117,8 @@ def _same_origin(origin: str, host: str) -> bool:
 
 
 class BodyLimitMiddleware:
-    """Request bodies: at most ``max_body_bytes`` (uploads have their own limit), and
-    sent within ``body_timeout_seconds``."""
+    """Request bodies: at most ``max_body_bytes`` (uploads have their own limit), with no
+    wait longer than ``body_timeout_seconds`` for the next piece while one arrives."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -140,6 +140,7 @@ class BodyLimitMiddleware:
         received = 0
         refused: ApiError | None = None
         replaced = False
+        body_done = False
 
         async def guarded_send(message: Message) -> None:
             nonlocal replaced
@@ -154,7 +155,11 @@ class BodyLimitMiddleware:
             await send(message)
 
         async def limited_receive() -> Message:
-            nonlocal received, refused
+            nonlocal received, refused, body_done
+            if body_done:
+                # The body is in: what a streaming response waits for now is the client
+                # going away, however long its turn takes. No deadline applies.
+                return await receive()
             try:
                 message = await asyncio.wait_for(receive(), self.timeout)
             except TimeoutError:
@@ -165,6 +170,9 @@ class BodyLimitMiddleware:
                 if received > limit:
                     refused = PayloadTooLarge(f"Request bodies may be at most {limit} bytes")
                     raise refused
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True  # http.disconnect
             return message
 
         try:

@@ -52,19 +52,29 @@ class EventLog:
         self.subscriber_queue_size = subscriber_queue_size
         self.page_size = page_size
         self._subscribers: defaultdict[str, set[Subscriber]] = defaultdict(set)
-        # Publishing in sequence order needs appends of one session to be serialized.
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Publishing in sequence order needs appends of one session to be serialized; a
+        # session's lock lives only while appends hold or wait for it.
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def append(self, session_id: str, events: Sequence[NewEvent],
                      change: StateChange | None = None) -> list[EventRecord]:
         """Store the events (and the state change they announce), then publish them."""
-        async with self._locks[session_id]:
-            records = await self.store.append_events(session_id, events, change)
-            for subscriber in list(self._subscribers.get(session_id, ())):
-                for record in records:
-                    subscriber.offer(record)
-                if subscriber.overflowed:
-                    self._subscribers[session_id].discard(subscriber)
+        lock, users = self._locks.get(session_id, (asyncio.Lock(), 0))
+        self._locks[session_id] = (lock, users + 1)
+        try:
+            async with lock:
+                records = await self.store.append_events(session_id, events, change)
+                for subscriber in list(self._subscribers.get(session_id, ())):
+                    for record in records:
+                        subscriber.offer(record)
+                    if subscriber.overflowed:
+                        self.unsubscribe(subscriber)
+        finally:
+            lock, users = self._locks[session_id]
+            if users == 1:
+                del self._locks[session_id]
+            else:
+                self._locks[session_id] = (lock, users - 1)
         return records
 
     async def emit(self, session_id: str, type_: str, data: dict[str, Any] | None = None,
@@ -90,7 +100,6 @@ class EventLog:
         """End every live stream of a session (it was deleted)."""
         for subscriber in list(self._subscribers.pop(session_id, ())):
             subscriber.close()
-        self._locks.pop(session_id, None)
 
     def subscriber_count(self, session_id: str | None = None) -> int:
         if session_id is not None:

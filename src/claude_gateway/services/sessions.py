@@ -21,7 +21,7 @@ import logging
 import os
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -263,7 +263,9 @@ class SessionManager:
         self._stopping: set[asyncio.Future[None]] = set()
         self._closing = False
         self._last_spawn_error: dict[str, dict[str, Any]] = {}
-        self._naming: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._naming: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+        """Per (owner, X-Session-Id) name: the lock that serializes its creation, and how
+        many requests hold or wait for it."""
         self._sessions_by_owner: Counter[str] = Counter()
         """Sessions that count against the caps, per owner (reserved before any await)."""
 
@@ -509,7 +511,9 @@ class SessionManager:
                         await self.store.update_session(session_id, status="stopped")
             await self.events.emit(session_id, "session.updated", {
                 "model": model, "permissionMode": permission_mode, "metadata": metadata})
-            return await self.get(session_id, owner)
+            updated = await self.get(session_id, owner)
+        self._forget_if_idle(live)
+        return updated
 
     async def delete(self, session_id: str, owner: str | None, *, purge: bool = False) -> None:
         record = await self.get(session_id, owner)
@@ -533,13 +537,23 @@ class SessionManager:
     async def session_named(self, principal: Principal, external_id: str,
                             create: SessionCreate) -> SessionRecord:
         """The caller's session called ``external_id``; created (from ``create``) if new."""
-        owner = principal.name
-        async with self._naming[(owner, external_id)]:
-            record = await self.store.session_by_external_id(owner, external_id)
-            if record is None:
-                create.external_id = external_id
-                record = await self.create(create, principal)
-            return record
+        key = (principal.name, external_id)
+        # One creator per name at a time; the lock lives only while someone needs it.
+        lock, users = self._naming.get(key, (asyncio.Lock(), 0))
+        self._naming[key] = (lock, users + 1)
+        try:
+            async with lock:
+                record = await self.store.session_by_external_id(*key)
+                if record is None:
+                    create.external_id = external_id
+                    record = await self.create(create, principal)
+                return record
+        finally:
+            lock, users = self._naming[key]
+            if users == 1:
+                del self._naming[key]
+            else:
+                self._naming[key] = (lock, users - 1)
 
     async def end(self, record: SessionRecord, reason: str) -> None:
         """End a session (status ``ended``) and stop its process."""
@@ -551,6 +565,7 @@ class SessionManager:
             if live.closed:
                 return  # closed meanwhile (two DELETEs, or a DELETE and the reaper)
             await self._close_locked(live, record, status, reason)
+        self._forget_if_idle(live)
 
     async def _close_locked(self, live: LiveSession, record: SessionRecord, status: str,
                             reason: str) -> None:
@@ -580,14 +595,6 @@ class SessionManager:
                                                             "status": status})
 
     # -- messages ------------------------------------------------------------------
-    async def turn_for_client_id(self, session_id: str, client_id: str) -> str | None:
-        """The turn already started by a prompt with this ``clientId``, if any."""
-        live = self._live.get(session_id)
-        if live is not None and client_id in live.client_turns:
-            return live.client_turns[client_id]
-        turn = await self.store.turn_by_client_id(session_id, client_id)
-        return turn.id if turn else None
-
     async def send_message(self, session_id: str, owner: str | None,
                            prompt: str | list[Any], *, client_id: str | None = None
                            ) -> PendingTurn:
@@ -603,17 +610,27 @@ class SessionManager:
         if live.closed:
             raise SessionEnded(session_id, live.closed_status)
         await self._check_principal_limits(live.owner)
-        if not live.share_workspace:
-            self.locks.acquire(live.workspace, session_id)
+        # Everything that can refuse the prompt comes before the workspace lock, so a
+        # refused prompt never holds the workspace.
         blocks = prompt_blocks(prompt, self.settings.max_image_bytes)
         if not isinstance(prompt, str):
             prompt = blocks  # images normalized to base64 sources
         turn_id = f"turn_{uuid.uuid4().hex}"
         if client_id is not None:
-            existing = await self.turn_for_client_id(session_id, client_id)
+            if client_id in live.client_turns:
+                raise DuplicateClientId(live.client_turns[client_id])
+            live.client_turns[client_id] = turn_id  # claimed before any await
+            existing = await self.store.turn_by_client_id(session_id, client_id)
             if existing is not None:
-                raise DuplicateClientId(existing)
-            live.client_turns[client_id] = turn_id
+                live.client_turns[client_id] = existing.id
+                raise DuplicateClientId(existing.id)
+        if not live.share_workspace:
+            try:
+                self.locks.acquire(live.workspace, session_id)
+            except BaseException:
+                if client_id is not None:
+                    live.client_turns.pop(client_id, None)
+                raise
         loop = asyncio.get_running_loop()
         recorded: asyncio.Future[None] = loop.create_future()
         pending = PendingTurn(turn_id, prompt, loop.create_future(), recorded=recorded)
@@ -635,6 +652,8 @@ class SessionManager:
                 live.client_turns.pop(client_id, None)
             if pending in live.queued:
                 live.queued.remove(pending)
+            if not live.queued and live.current is None:
+                self.locks.release(live.workspace, session_id)
             recorded.set_exception(RuntimeError(f"turn not recorded: {exc!r}"))
             raise
         pending.queued_seq = queued.seq
@@ -702,14 +721,12 @@ class SessionManager:
         return live
 
     async def _work(self, live: LiveSession) -> None:
-        while True:
-            pending = await live.queue.get()
-            if pending is None:
-                if live.closed or self._closing:
-                    return
-                continue
-            if pending not in live.queued:
-                continue  # cleared from the queue meanwhile
+        """Run the session's queued turns in order, then end: a session with nothing to do
+        keeps no task (send_message starts a worker again)."""
+        while not live.queue.empty():
+            pending = live.queue.get_nowait()
+            if pending is None or pending not in live.queued:
+                continue  # a wake-up, or cleared from the queue meanwhile
             live.queued.remove(pending)
             live.current = pending
             try:
@@ -729,6 +746,21 @@ class SessionManager:
                 if not live.queued:
                     self.locks.release(live.workspace, live.id)
                 await self.pool.notify()
+        # No await from the emptiness check on: a prompt queued after it finds this task
+        # done and starts a new worker.
+        self._forget_if_idle(live, worker_ending=True)
+
+    def _forget_if_idle(self, live: LiveSession, *, worker_ending: bool = False) -> None:
+        """Drop a session's in-memory state once nothing of it is live (no process, turn,
+        queue, task or change under way); its next message reads the store again."""
+        worker_done = live.worker is None or live.worker.done() or worker_ending
+        busy = (live.process is not None or live.current is not None or live.queued
+                or (live.spawning is not None and not live.spawning.done())
+                or not worker_done or live.control.locked() or live.lock.locked()
+                or self.pool.get(live.id) is not None)
+        if not busy and self._live.get(live.id) is live:
+            del self._live[live.id]
+            self._last_spawn_error.pop(live.id, None)
 
     @staticmethod
     def _resting_status(live: LiveSession) -> str:
@@ -1156,6 +1188,8 @@ class SessionManager:
             for record in await self.store.sessions_expired_by(now(), ACTIVE_SESSION_STATUSES):
                 if self._is_idle(record.id) or record.id not in self._live:
                     await self._close_session(record, "expired", "expired")
+        for live in list(self._live.values()):
+            self._forget_if_idle(live)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
