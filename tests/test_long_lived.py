@@ -33,7 +33,7 @@ def in_memory(gateway: Gateway) -> dict[str, int]:
 
 async def test_runs_and_ended_sessions_leave_nothing_behind(start_gateway: Any) -> None:
     gateway: Gateway = start_gateway(spare_processes=1, max_processes=3)
-    baseline = {name: 0 for name in in_memory(gateway)}
+    baseline = dict.fromkeys(in_memory(gateway), 0)
     async with gateway.client() as client:
         for i in range(6):
             run = await client.post("/v1/runs", json={"prompt": f"@reply run {i}"})

@@ -6,6 +6,8 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +220,67 @@ async def test_a_killed_gateway_restarts_with_every_session_and_resumes(
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
     await wait_until(lambda: not processes_in(tmp_path / "workspaces"), within=10)
+
+
+async def test_a_second_gateway_on_the_same_data_dir_leaves_the_first_alone(
+    start_gateway: Any, tmp_path: Path
+) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        session_id = await new_session(client)
+        running = await client.post(f"/v1/sessions/{session_id}/messages", json={
+            "prompt": "@delay 2\n@reply survived", "timeoutMs": 0})
+        await wait_until(lambda: process_pids(client, session_id))
+        (cli_pid,) = await process_pids(client, session_id)
+        second = await anyio.run_process(
+            [sys.executable, "-m", "claude_gateway", "serve", "--port", str(free_port())],
+            env={**os.environ, "CLAUDE_GATEWAY_DATA_DIR": str(gateway.settings.data_dir),
+                 "CLAUDE_GATEWAY_WORKSPACE_ROOT": str(tmp_path / "other")}, check=False)
+        stderr = second.stderr.decode()
+        assert second.returncode == 1, stderr
+        assert "Another gateway is running on the data dir" in stderr
+        assert f"pid {os.getpid()}" in stderr
+        # Inside one process too: the lock comes before anything else.
+        with pytest.raises(RuntimeError, match="exited during start-up"):
+            Gateway(gateway.settings, gateway.mock).start()
+        assert pid_alive(cli_pid)
+        with anyio.fail_after(30):
+            events = await collect(client, "GET", f"/v1/sessions/{session_id}/events",
+                                   until=lambda e: is_turn_end(e)
+                                   and e["turnId"] == running.json()["turnId"])
+        assert events[-1]["type"] == "turn.completed"
+        assert events[-1]["data"]["result"] == "survived"
+        ends = [e for e in await events_of(client, session_id) if is_turn_end(e)]
+        assert len(ends) == 1
+
+
+def test_only_leftovers_whose_gateway_is_gone_are_reaped(tmp_path: Path) -> None:
+    import json
+
+    from claude_gateway.runtime.process_pool import ProcessPool
+
+    sleeper = shutil.which("sleep")
+    assert sleeper is not None
+    gone = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no process has it
+    mine = subprocess.Popen([sleeper, "60"])
+    orphan = subprocess.Popen([sleeper, "60"])
+    try:
+        pids = tmp_path / "pids"
+        pids.mkdir()
+        (pids / str(mine.pid)).write_text(json.dumps({"binary": sleeper,
+                                                      "gateway": os.getpid()}))
+        (pids / str(orphan.pid)).write_text(json.dumps({"binary": sleeper,
+                                                        "gateway": gone}))
+        for process in (mine, orphan):  # until each runs the binary (exec may lag the fork)
+            deadline = time.monotonic() + 10
+            while not Path(f"/proc/{process.pid}/cmdline").read_bytes().startswith(
+                    sleeper.encode()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        killed = ProcessPool(4, pids, binary=Path(sleeper)).reap_leftovers()
+        assert killed == [orphan.pid]
+        assert orphan.wait(timeout=10) == -signal.SIGKILL
+        assert mine.poll() is None
+    finally:
+        for process in (mine, orphan):
+            process.kill()
+            process.wait()

@@ -36,6 +36,7 @@ from claude_gateway.api.security import (
 from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.cli_binary import die_with_parent_launcher, find_cli
 from claude_gateway.runtime.environment import cli_environment
+from claude_gateway.runtime.instance_lock import InstanceLock
 from claude_gateway.services.auth import KeyRing
 from claude_gateway.services.files import FileService
 from claude_gateway.services.runs import RunService
@@ -60,6 +61,17 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # First of all: nothing of another gateway's (its CLIs, its turns) is touched.
+        instance = InstanceLock(settings.data_dir)
+        instance.acquire(address=f"{settings.host}:{settings.port}")
+        try:
+            async with _running(app) as ready:
+                yield ready
+        finally:
+            instance.release()
+
+    @asynccontextmanager
+    async def _running(app: FastAPI) -> AsyncIterator[None]:
         cli_binary = find_cli(settings.cli_path)
         for directory in (settings.data_dir, settings.workspace_root, settings.cli_config_dir):
             directory.mkdir(parents=True, exist_ok=True)

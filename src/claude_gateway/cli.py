@@ -60,6 +60,7 @@ def serve(
     from claude_gateway.app import create_app
     from claude_gateway.logs import configure_logging
     from claude_gateway.runtime.cli_binary import find_cli
+    from claude_gateway.runtime.instance_lock import DataDirInUse, InstanceLock
 
     settings = _settings(
         host=host, port=port, workspace_root=workspace_root, database_url=database_url,
@@ -68,6 +69,12 @@ def serve(
     try:
         find_cli(settings.cli_path)
     except CliNotFoundError as exc:
+        raise _fail(exc.message, 1) from None
+    try:  # say so now, before uvicorn starts (the app takes the lock for good at start-up)
+        probe = InstanceLock(settings.data_dir)
+        probe.acquire()
+        probe.release()
+    except DataDirInUse as exc:
         raise _fail(exc.message, 1) from None
     exposed = not is_loopback(settings.host)
     if exposed and not asyncio.run(_keys_exist(settings)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from claude_gateway.runtime.agent_process import AgentProcess
+from claude_gateway.runtime.instance_lock import owner_alive
 
 logger = logging.getLogger("claude_gateway.runtime")
 
@@ -97,7 +99,8 @@ class ProcessPool:
         pid = process.pid
         if pid is not None:
             self.pid_dir.mkdir(parents=True, exist_ok=True)
-            (self.pid_dir / str(pid)).write_text(str(self.binary))
+            (self.pid_dir / str(pid)).write_text(json.dumps(
+                {"binary": str(self.binary), "gateway": os.getpid()}))
 
     def forget_pid(self, process: AgentProcess) -> None:
         pid = process.pid
@@ -114,7 +117,14 @@ class ProcessPool:
             if not entry.name.isdigit():
                 continue
             pid = int(entry.name)
-            expected = entry.read_text().strip()
+            try:
+                recorded = json.loads(entry.read_text())
+            except ValueError:  # written by an older gateway: the binary path alone
+                recorded = {"binary": entry.read_text().strip()}
+            owner = recorded.get("gateway")
+            if isinstance(owner, int) and owner_alive(owner):
+                continue  # its gateway still runs: not a leftover
+            expected = str(recorded.get("binary", ""))
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:

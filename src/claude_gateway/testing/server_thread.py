@@ -45,14 +45,21 @@ class ServerThread:
         )
         server = uvicorn.Server(config)
         self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
-        )
+        self.failure: BaseException | None = None
+
+        def run() -> None:
+            try:
+                server.run(sockets=[sock])
+            except BaseException as exc:  # uvicorn exits with SystemExit when start-up fails
+                self.failure = exc
+
+        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not server.started:
             if not self._thread.is_alive():
-                raise RuntimeError(f"{self.name} exited during start-up")
+                sock.close()
+                raise RuntimeError(f"{self.name} exited during start-up ({self.failure!r})")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name} did not start within {timeout} s")
             time.sleep(0.01)
