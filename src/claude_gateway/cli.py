@@ -87,6 +87,7 @@ def serve(
         typer.secho(f"WARNING: serving {settings.host} with NO authentication (--insecure). "
                     "Anyone who can reach this port can run commands on this machine.",
                     fg=typer.colors.RED, err=True, bold=True)
+    warn_without_credentials(settings)
     mock_server = None
     if settings.mock_model:
         from claude_gateway.testing.mock_model import MockModel, MockModelServer
@@ -99,7 +100,8 @@ def serve(
         })
         typer.echo(f"mock model listening on {mock_server.url}", err=True)
     secrets = [s.get_secret_value() for s in (settings.upstream_api_key,
-                                               settings.upstream_auth_token) if s]
+                                               settings.upstream_auth_token,
+                                               settings.upstream_oauth_token) if s]
     secrets += [k.key.get_secret_value() for k in settings.api_keys]
     configure_logging(settings.log_level, settings.log_format, secrets)
     try:
@@ -145,11 +147,16 @@ def version() -> None:
 @app.command()
 def doctor(
     offline: Annotated[bool, typer.Option(help="Skip the upstream check.")] = False,
+    mock_model: Annotated[
+        bool | None,
+        typer.Option("--mock-model/--no-mock-model",
+                     help="Check the gateway as `serve --mock-model` would run it."),
+    ] = None,
 ) -> None:
     """Check the CLI, credentials, directories and the upstream; exit 1 on a problem."""
     from claude_gateway.doctor import run_checks
 
-    checks = run_checks(_settings(), check_network=not offline)
+    checks = run_checks(_settings(mock_model=mock_model), check_network=not offline)
     width = max(len(c.name) for c in checks)
     for check in checks:
         mark = " ok " if check.ok else "FAIL"
@@ -169,6 +176,19 @@ def settings_command(
     for name, value in _settings().model_dump().items():
         shown = "**********" if isinstance(value, SecretStr) else value
         typer.echo(f"CLAUDE_GATEWAY_{name.upper()}={'' if shown is None else shown}")
+
+
+def warn_without_credentials(settings: Settings) -> None:
+    """Say at once when the CLIs will have no credentials: every turn would fail."""
+    import os
+
+    from claude_gateway.doctor import credential_source
+
+    if credential_source(settings, dict(os.environ)) is None:
+        typer.secho("WARNING: no upstream credentials found: every turn will fail with "
+                    "UPSTREAM_AUTH_FAILED. Run `claude-gateway doctor` to see what to set, or "
+                    "`claude-gateway serve --mock-model` to try the gateway without them.",
+                    fg=typer.colors.YELLOW, err=True)
 
 
 def is_loopback(host: str) -> bool:

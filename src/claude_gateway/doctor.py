@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -36,10 +37,14 @@ def check_cli(settings: Settings) -> Check:
 
 def credential_source(settings: Settings, environ: dict[str, str]) -> str | None:
     """Where the CLI would take its credentials from, or None."""
+    if settings.mock_model:
+        return "the scripted mock model (--mock-model): no credentials needed"
     if settings.upstream_api_key is not None:
         return "CLAUDE_GATEWAY_UPSTREAM_API_KEY"
     if settings.upstream_auth_token is not None:
         return "CLAUDE_GATEWAY_UPSTREAM_AUTH_TOKEN"
+    if settings.upstream_oauth_token is not None:
+        return "CLAUDE_GATEWAY_UPSTREAM_OAUTH_TOKEN"
     for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"):
         if environ.get(name):
             return f"{name} (environment)"
@@ -51,15 +56,43 @@ def credential_source(settings: Settings, environ: dict[str, str]) -> str | None
     return None
 
 
-def check_credentials(settings: Settings, environ: dict[str, str]) -> Check:
+def user_login(home: Path) -> Path | None:
+    """The Claude Code login of the user running the gateway (``claude login``), if any."""
+    credentials = home / ".claude" / ".credentials.json"
+    if credentials.is_file():
+        return credentials
+    config = home / ".claude.json"  # where the token lives in a keychain, the account is here
+    try:
+        if config.is_file() and "oauthAccount" in json.loads(config.read_text()):
+            return config
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def check_credentials(settings: Settings, environ: dict[str, str],
+                      home: Path | None = None) -> Check:
     source = credential_source(settings, environ)
-    if source is None:
+    if source is not None:
+        return Check("Credentials", True, f"from {source}")
+    home = home or Path.home()
+    login = user_login(home)
+    if login is not None:
         return Check(
             "Credentials", False,
-            "none found: set CLAUDE_GATEWAY_UPSTREAM_API_KEY or ANTHROPIC_API_KEY, or run "
-            "`claude-gateway serve --mock-model` to try the gateway without credentials",
-        )
-    return Check("Credentials", True, f"from {source}")
+            f"none the gateway's CLIs would use. You are logged in to Claude Code as this "
+            f"user ({login}), but the gateway gives its CLIs their own config dir "
+            f"({settings.cli_config_dir}). To use your login, set "
+            f"CLAUDE_GATEWAY_CLAUDE_CONFIG_DIR={home / '.claude'} (the gateway's sessions then "
+            "show in your own Claude Code history: for one person), or run `claude "
+            "setup-token` and set CLAUDE_GATEWAY_UPSTREAM_OAUTH_TOKEN. For a gateway several "
+            "people use, set CLAUDE_GATEWAY_UPSTREAM_API_KEY.")
+    return Check(
+        "Credentials", False,
+        "none found: set CLAUDE_GATEWAY_UPSTREAM_API_KEY (an Anthropic API key), "
+        "CLAUDE_GATEWAY_UPSTREAM_OAUTH_TOKEN (from `claude setup-token`), or "
+        "CLAUDE_GATEWAY_UPSTREAM_BASE_URL with its own key; or run `claude-gateway serve "
+        "--mock-model` to try the gateway without credentials")
 
 
 def _writable_dir(path: Path) -> tuple[bool, str]:
@@ -77,6 +110,9 @@ def _writable_dir(path: Path) -> tuple[bool, str]:
 
 
 def check_upstream(settings: Settings, environ: dict[str, str], timeout: float = 5.0) -> Check:
+    if settings.mock_model:
+        return Check("Upstream", True, "the scripted mock model, started on a loopback port "
+                                       "by `serve --mock-model`")
     base = settings.upstream_base_url or environ.get("ANTHROPIC_BASE_URL") or DEFAULT_UPSTREAM
     headers = {"anthropic-version": "2023-06-01"}
     key = (settings.upstream_api_key.get_secret_value() if settings.upstream_api_key

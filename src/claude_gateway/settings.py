@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         description="`ANTHROPIC_AUTH_TOKEN` (sent as a bearer token) given to the CLI "
         "processes. Empty: inherited.",
     )
+    upstream_oauth_token: SecretStr | None = Field(
+        None,
+        description="`CLAUDE_CODE_OAUTH_TOKEN` given to the CLI processes: a Claude "
+        "subscription's long-lived token, printed by `claude setup-token`. Empty: inherited.",
+    )
     cli_max_retries: int | None = Field(
         None,
         ge=0,

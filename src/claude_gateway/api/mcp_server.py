@@ -17,9 +17,9 @@ import json
 import logging
 import math
 import stat
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 import anyio
 import mcp.types as types
@@ -148,9 +148,8 @@ async def report_turn_progress(ctx: Context, sessions: SessionManager, session_i
                                pending: PendingTurn) -> None:
     """Send a progress notification for each message and streamed delta of the turn."""
     count = 0
-    # A generator at heart: closed explicitly so its event-log subscription ends with it.
-    events = cast("AsyncGenerator[EventRecord, None]",
-                  sessions.turn_events(session_id, pending.id, pending.queued_seq - 1))
+    # Closed explicitly so that its event-log subscription ends with it.
+    events = sessions.turn_events(session_id, pending.id, pending.queued_seq - 1)
     try:
         async with contextlib.aclosing(events):
             async for event in events:

@@ -13,9 +13,10 @@ import base64
 import functools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -26,11 +27,13 @@ from claude_gateway.api.models import OpenAIErrorOut, error_responses
 from claude_gateway.api.runs import cancel_quietly, outcome_of
 from claude_gateway.api.sessions import caller_of, owner_of
 from claude_gateway.errors import ImageUrlsNotAllowed, InvalidRequest, PayloadTooLarge
+from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS
 from claude_gateway.services import openai_compat as oa
 from claude_gateway.services.prompts import ImageBlockIn, TextBlockIn
 from claude_gateway.services.runs import RunRequest, RunService
 from claude_gateway.services.sessions import PendingTurn, SessionCreate, SessionManager
 from claude_gateway.settings import Settings
+from claude_gateway.storage.records import EventRecord
 
 router = APIRouter(tags=["openai"],
                    responses=error_responses(OpenAIErrorOut))
@@ -156,22 +159,68 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
     headers = {"X-Gateway-Session-Id": session_id}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = sessions.turn_events(session_id, pending.id, pending.queued_seq - 1)
+        # The status line is sent once the agent answers (or fails), so that a turn that
+        # fails at once (no credentials, a bad schema) gets a real HTTP status.
+        early = await first_answer(events, FIRST_ANSWER_SECONDS)
+        if early and early[-1].type == "turn.failed":
+            await events.aclose()
+            return failure_response(early[-1].data.get("error") or {}, headers)
         return EventSourceResponse(
-            stream_chunks(sessions, session_id, pending, cid, body.model, include_usage,
+            stream_chunks(replayed(early, events), pending, cid, body.model, include_usage,
                           structured=schema is not None, cancel=cancel),
             ping=max(1, int(settings.sse_ping_seconds)), headers=headers)
     outcome = await outcome_of(request, pending, cancel)
     if outcome["status"] == "failed":
-        error = outcome.get("error") or {}
-        if error.get("code") == "INVALID_JSON_SCHEMA":
-            return JSONResponse(oa.error_body(error.get("message", "Invalid JSON Schema"),
-                                              "invalid_request_error", error["code"],
-                                              "response_format"),
-                                status_code=400, headers=headers)
-        return JSONResponse(oa.error_body(error.get("message", "The agent's turn failed"),
-                                          "api_error", error.get("code")),
-                            status_code=502, headers=headers)
+        return failure_response(outcome.get("error") or {}, headers)
     return JSONResponse(oa.completion(cid, body.model, outcome), headers=headers)
+
+
+FIRST_ANSWER_SECONDS = 30.0
+"""How long a streamed completion may wait for the agent's first output before it
+commits to 200 and streams whatever comes (keep-alives included)."""
+ANSWERS = ("message.delta", *TERMINAL_TURN_EVENTS)
+"""Output the model streams (a failure's synthetic message streams nothing), or the end."""
+
+
+async def first_answer(events: AsyncGenerator[EventRecord, None], within: float
+                       ) -> list[EventRecord]:
+    """The turn's events up to its first output or its end (all of them, in order)."""
+    seen: list[EventRecord] = []
+    with anyio.move_on_after(within):
+        async for event in events:
+            seen.append(event)
+            if event.type in ANSWERS:
+                break
+    return seen
+
+
+async def replayed(first: list[EventRecord], rest: AsyncGenerator[EventRecord, None]
+                   ) -> AsyncGenerator[EventRecord, None]:
+    try:
+        for event in first:
+            yield event
+        if first and first[-1].type in TERMINAL_TURN_EVENTS:
+            return
+        async for event in rest:
+            yield event
+    finally:
+        await rest.aclose()
+
+
+def failure_response(error: dict[str, Any], headers: dict[str, str]) -> JSONResponse:
+    """A failed turn in OpenAI's terms: the client's mistake, missing upstream
+    credentials, or the agent failing upstream."""
+    code = error.get("code")
+    message = error.get("message", "The agent's turn failed")
+    if code == "INVALID_JSON_SCHEMA":
+        return JSONResponse(oa.error_body(message, "invalid_request_error", code,
+                                          "response_format"), status_code=400, headers=headers)
+    if code == "UPSTREAM_AUTH_FAILED":
+        return JSONResponse(oa.error_body(message, "authentication_error", code),
+                            status_code=401, headers=headers)
+    return JSONResponse(oa.error_body(message, "api_error", code), status_code=502,
+                        headers=headers)
 
 
 def oa_run(body: oa.ChatRequest, prompt: str | list[Any], model: str, append: str | None,
@@ -185,7 +234,7 @@ def oa_run(body: oa.ChatRequest, prompt: str | list[Any], model: str, append: st
         share_workspace=workspace is None, non_interactive=True)
 
 
-async def stream_chunks(sessions: SessionManager, session_id: str, pending: PendingTurn,
+async def stream_chunks(events: AsyncIterator[EventRecord], pending: PendingTurn,
                         cid: str, model: str, include_usage: bool, *, structured: bool,
                         cancel: Any) -> AsyncIterator[dict[str, str]]:
     """The turn's events as ``chat.completion.chunk`` data, then ``[DONE]``."""
@@ -199,7 +248,7 @@ async def stream_chunks(sessions: SessionManager, session_id: str, pending: Pend
         yield data(oa.chunk(cid, model, created, {"role": "assistant", "content": ""}))
         separate = False
         streamed = False
-        async for event in sessions.turn_events(session_id, pending.id, pending.queued_seq - 1):
+        async for event in events:
             payload = event.data
             if event.type == "message.delta" and payload.get("kind") == "text" and (
                     not payload.get("parentToolUseId")) and not structured:

@@ -157,10 +157,29 @@ def turn_outcome(result: ResultMessage, turn_cost: float) -> EventSpec:
             "error_max_budget_usd": "BUDGET_EXCEEDED",
         }.get(result.subtype, "UPSTREAM_ERROR" if result.api_error_status else "TURN_FAILED")
         message = "; ".join(result.errors or []) or result.result or result.subtype
-        data["error"] = {"code": code, "message": message,
-                         "apiErrorStatus": result.api_error_status, "subtype": result.subtype}
+        error: dict[str, Any] = {"code": code, "message": message,
+                                 "apiErrorStatus": result.api_error_status,
+                                 "subtype": result.subtype}
+        if is_credentials_failure(result.api_error_status, message):
+            error.update(code="UPSTREAM_AUTH_FAILED", message=CREDENTIALS_HELP,
+                         detail=message)
+        data["error"] = error
         return "turn.failed", data
     return "turn.completed", data
+
+
+CREDENTIALS_HELP = (
+    "The gateway has no working upstream credentials: the model's API refused them or "
+    "none are set. Set CLAUDE_GATEWAY_UPSTREAM_API_KEY (an Anthropic API key), "
+    "CLAUDE_GATEWAY_UPSTREAM_OAUTH_TOKEN (from `claude setup-token`), or "
+    "CLAUDE_GATEWAY_CLAUDE_CONFIG_DIR=~/.claude (your own `claude login`); "
+    "`claude-gateway doctor` says what it finds.")
+_LOGIN_TEXTS = ("Not logged in", "Invalid API key", "Please run /login", "OAuth token")
+
+
+def is_credentials_failure(api_error_status: int | None, message: str) -> bool:
+    """Whether a failed turn failed for want of valid upstream credentials."""
+    return api_error_status == 401 or any(text in message for text in _LOGIN_TEXTS)
 
 
 def context_window_of(result: ResultMessage) -> int | None:

@@ -14,6 +14,8 @@ def cli_environment(settings: Settings) -> dict[str, str]:
         env["ANTHROPIC_API_KEY"] = settings.upstream_api_key.get_secret_value()
     if settings.upstream_auth_token is not None:
         env["ANTHROPIC_AUTH_TOKEN"] = settings.upstream_auth_token.get_secret_value()
+    if settings.upstream_oauth_token is not None:
+        env["CLAUDE_CODE_OAUTH_TOKEN"] = settings.upstream_oauth_token.get_secret_value()
     if settings.cli_max_retries is not None:
         env["CLAUDE_CODE_MAX_RETRIES"] = str(settings.cli_max_retries)
     if settings.cli_disable_nonessential_traffic:

@@ -22,7 +22,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -704,7 +704,7 @@ class SessionManager:
         return True
 
     async def turn_events(self, session_id: str, turn_id: str, after: int
-                          ) -> AsyncIterator[EventRecord]:
+                          ) -> AsyncGenerator[EventRecord, None]:
         """The events of one turn, from ``after`` until it completes, fails or is interrupted."""
         async for event in self.events.stream(session_id, after):
             if event.turn_id != turn_id:
