@@ -271,3 +271,30 @@ async def test_deleting_the_session_cancels_its_pending_request(start_gateway: A
     assert failed["data"]["error"]["code"] == "SESSION_ENDED"
     assert events[-1]["type"] == "session.ended"
     assert not (gateway.settings.workspace_root / session_id / "approved.txt").exists()
+
+
+async def test_a_turn_waiting_for_an_answer_says_so_everywhere(start_gateway: Any) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        session_id = await new_session(client)  # permission mode "default"
+        body = {"prompt": f"{WRITE}\n@reply Written.", "clientId": "first", "timeoutMs": 0}
+        turn_id = (await client.post(f"/v1/sessions/{session_id}/messages", json=body)
+                   ).json()["turnId"]
+        request_id = (await wait_for_request(client, session_id))["data"]["requestId"]
+        expected = {"requestId": request_id, "turnId": turn_id, "toolName": "Write",
+                    "answerUrl": f"/v1/sessions/{session_id}/permissions/{request_id}"}
+        # The 202 a client gets when it waits too little (here: the resent prompt's).
+        again = await client.post(f"/v1/sessions/{session_id}/messages", json=body)
+        assert again.status_code == 202
+        (waiting,) = again.json()["waitingForPermission"]
+        assert {k: waiting[k] for k in expected} == expected and waiting["expiresAt"]
+        session = (await client.get(f"/v1/sessions/{session_id}")).json()
+        assert [w["requestId"] for w in session["waitingForPermission"]] == [request_id]
+        status = (await client.get("/v1/status")).json()
+        assert [w["requestId"] for w in status["waitingForPermission"][session_id]] == [
+            request_id]
+        answered = await client.post(expected["answerUrl"], json={"decision": "allow"})
+        assert answered.status_code == 200
+        assert (await turn_end(client, session_id, turn_id))["type"] == "turn.completed"
+        assert (await client.get(f"/v1/sessions/{session_id}")).json()[
+            "waitingForPermission"] == []

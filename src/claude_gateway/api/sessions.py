@@ -145,8 +145,10 @@ async def send_message(request: Request, session_id: str, body: MessageBody) -> 
     except TimeoutError:
         live = sessions.live(session_id)
         running = live is not None and live.current is pending
-        return JSONResponse({"turnId": pending.id, "status": "running" if running else "queued"},
-                            status_code=202)
+        # A turn that waits for a permission answer is not a hang: say what it waits for.
+        return JSONResponse({"turnId": pending.id, "status": "running" if running else "queued",
+                             "waitingForPermission": sessions.permissions.waiting(
+                                 session_id, pending.id)}, status_code=202)
 
 
 async def replay_turn(request: Request, sessions: SessionManager, session_id: str,
@@ -159,7 +161,9 @@ async def replay_turn(request: Request, sessions: SessionManager, session_id: st
     assert turn is not None
     if turn.outcome is not None and turn.status in ("completed", "failed", "interrupted"):
         return {"turnId": turn_id, "status": turn.status, **turn.outcome}
-    return JSONResponse({"turnId": turn_id, "status": turn.status}, status_code=202)
+    return JSONResponse({"turnId": turn_id, "status": turn.status,
+                         "waitingForPermission": sessions.permissions.waiting(
+                             session_id, turn_id)}, status_code=202)
 
 
 @router.get("/{session_id}/messages", response_model=MessageListOut, responses=ERRORS)

@@ -47,6 +47,8 @@ async def status(request: Request) -> dict[str, Any]:
         "queues": {sid: len(s.queued) + (1 if s.current else 0)
                    for sid, s in visible.items() if s.queued or s.current},
         "busyWorkspaces": busy,
+        "waitingForPermission": {sid: waiting for sid in visible
+                                 if (waiting := sessions.permissions.waiting(sid))},
     }
     if principal.admin:
         body["subscribers"] = sessions.events.subscriber_count()

@@ -89,6 +89,13 @@ def permission_to_api(record: PermissionRecord) -> dict[str, Any]:
     }
 
 
+def waiting_to_api(record: PermissionRecord) -> dict[str, Any]:
+    """A pending request in short, with where to answer it."""
+    return {"requestId": record.id, "turnId": record.turn_id, "toolName": record.tool_name,
+            "expiresAt": rfc3339(record.expires_at) if record.expires_at else None,
+            "answerUrl": f"/v1/sessions/{record.session_id}/permissions/{record.id}"}
+
+
 class PermissionBroker:
     """Pending permission requests of every session, with their timeouts."""
 
@@ -252,6 +259,13 @@ class PermissionBroker:
                                                       interrupt=True))
                 cancelled += 1
         return cancelled
+
+    def waiting(self, session_id: str, turn_id: str | None = None) -> list[dict[str, Any]]:
+        """Requests a session's agent is waiting on right now (of one turn, if given):
+        what a client needs to answer them."""
+        return [waiting_to_api(w.record) for w in self._waiting.values()
+                if w.record.session_id == session_id and not w.resolved
+                and (turn_id is None or w.record.turn_id == turn_id)]
 
     async def pending(self, session_id: str) -> list[PermissionRecord]:
         return await self.store.list_permissions(session_id=session_id, statuses=["pending"])

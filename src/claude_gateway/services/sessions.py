@@ -198,7 +198,8 @@ class LiveSession:
     """Whether ``model`` mirrors the stored one (PATCH keeps it current)."""
 
 
-def session_to_api(record: SessionRecord, live: LiveSession | None = None) -> dict[str, Any]:
+def session_to_api(record: SessionRecord, live: LiveSession | None = None,
+                   waiting: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The session object of API.md."""
     options = record.options
     return {
@@ -228,6 +229,7 @@ def session_to_api(record: SessionRecord, live: LiveSession | None = None) -> di
         "messageCount": record.message_count,
         "lastSeq": record.last_seq,
         "queueDepth": len(live.queued) if live else 0,
+        "waitingForPermission": waiting or [],
         "systemPrompt": options.get("systemPrompt"),
         "appendSystemPrompt": options.get("appendSystemPrompt"),
         "allowedTools": options.get("allowedTools", []),
@@ -342,7 +344,8 @@ class SessionManager:
         return dict(self._live)
 
     def to_api(self, record: SessionRecord) -> dict[str, Any]:
-        return session_to_api(record, self._live.get(record.id))
+        return session_to_api(record, self._live.get(record.id),
+                              self.permissions.waiting(record.id))
 
     async def list_sessions(self, *, owner: str | None, status: str | None, limit: int,
                    cursor: str | None) -> tuple[list[SessionRecord], str | None]:
