@@ -68,7 +68,8 @@ async def test_every_route_needs_a_key_but_health(secured: Gateway) -> None:
         assert checked >= 15
         # The MCP endpoint refuses before the MCP layer sees anything.
         mcp = await client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
-        assert mcp.status_code == 401 and mcp.json()["error"]["code"] == "UNAUTHORIZED"
+        assert mcp.status_code == 401 and mcp.json()["error"]["data"]["code"] == "UNAUTHORIZED"
+        assert mcp.headers["www-authenticate"].startswith("Bearer")
         # Keys are never accepted in the URL unless the operator enables it.
         query = await client.get("/v1/sessions", params={"access_token": ALICE})
         assert query.status_code == 401
@@ -405,3 +406,34 @@ async def test_mcp_tools_act_for_the_calling_key(secured: Gateway) -> None:
     assert hidden.is_error and "FILE_NOT_FOUND" in hidden.content[0].text  # type: ignore[union-attr]
     visible = await call(ALICE, "read_file", {"path": "mine.txt"})
     assert "alice only" in str(visible.content)
+
+
+async def test_mcp_clients_see_an_authentication_failure(secured: Gateway) -> None:
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError
+
+    def mcp_error(exc: BaseException) -> MCPError | None:
+        """The MCPError inside what the client raised (task groups wrap it)."""
+        if isinstance(exc, MCPError):
+            return exc
+        for inner in getattr(exc, "exceptions", ()):
+            if (found := mcp_error(inner)) is not None:
+                return found
+        return None
+
+    for headers, says in [({}, "A valid API key is needed"),
+                          (auth("cgw_wrong"), "not valid")]:
+        error: MCPError | None = None
+        try:
+            async with httpx2.AsyncClient(headers=headers, timeout=30) as http, \
+                    streamable_http_client(f"{secured.url}/mcp", http_client=http) as (r, w), \
+                    ClientSession(r, w) as session:
+                await session.initialize()
+        except BaseException as exc:
+            error = mcp_error(exc)
+        assert error is not None
+        assert error.error.code == -32001
+        assert error.error.message.startswith("UNAUTHORIZED: ")
+        assert says in error.error.message

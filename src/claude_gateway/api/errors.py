@@ -42,6 +42,11 @@ _HTTP_CODES = {
 }
 
 
+MCP_PATH = "/mcp"
+JSONRPC_UNAUTHORIZED = -32001
+JSONRPC_SERVER_ERROR = -32000
+
+
 def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -52,9 +57,15 @@ def _request_id(request: Request) -> str:
 
 def error_body(path: str, request_id: str, status: int, code: str, message: str,
                details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The error body for a request to ``path``: API.md's, or OpenAI's on its paths (so
-    its clients raise their own exception types)."""
+    """The error body for a request to ``path``: API.md's, OpenAI's on its paths, or a
+    JSON-RPC error on the MCP endpoint (so each surface's clients raise their own
+    exception types, with the gateway's code and message)."""
     details = details or {}
+    if path == MCP_PATH:
+        return {"jsonrpc": "2.0", "id": None, "error": {
+            "code": JSONRPC_UNAUTHORIZED if status == 401 else JSONRPC_SERVER_ERROR,
+            "message": f"{code}: {message}",
+            "data": {"code": code, "status": status, "requestId": request_id, **details}}}
     if is_openai_path(path):
         param = details.get("param")
         if param is None and details.get("errors"):

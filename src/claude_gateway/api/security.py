@@ -272,9 +272,12 @@ class AuthMiddleware:
                     await deny_websocket(scope, send, 401, "UNAUTHORIZED",
                                          "A valid API key is needed", close_code=4401)
                     return
+                challenge = 'Bearer realm="claude-gateway"' + (
+                    ', error="invalid_token"' if token is not None else "")
                 await send_error(scope, send, 401, "UNAUTHORIZED",
-                                 "A valid API key is needed: Authorization: Bearer <key>",
-                                 {"WWW-Authenticate": 'Bearer realm="claude-gateway"'})
+                                 "A valid API key is needed: Authorization: Bearer <key>"
+                                 if token is None else "The API key is not valid (or revoked)",
+                                 {"WWW-Authenticate": challenge})
                 return
             scope.setdefault("state", {})["principal"] = principal
         if not await self._within_rate(scope, principal, send):
