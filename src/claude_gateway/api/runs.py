@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from claude_gateway.api.models import (
@@ -26,10 +27,9 @@ from claude_gateway.api.models import (
 )
 from claude_gateway.api.sessions import caller_of, owner_of
 from claude_gateway.api.sse import event_stream_response
-from claude_gateway.errors import RunNotFound
 from claude_gateway.services.prompts import Prompt
 from claude_gateway.services.runs import RunRequest, RunService, run_result
-from claude_gateway.services.sessions import PendingTurn
+from claude_gateway.services.sessions import CURSOR_PATTERN, PendingTurn
 from claude_gateway.storage.records import EventRecord
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"],
@@ -69,6 +69,14 @@ class RunOut(BaseModel):
     durationMs: int | None = None
 
 
+class RunListOut(BaseModel):
+    runs: list[RunOut]
+    nextCursor: str | None
+
+
+RunStatusName = Literal["queued", "running", "completed", "failed", "interrupted"]
+
+
 class CancelOut(BaseModel):
     runId: str
     cancelled: bool
@@ -82,7 +90,9 @@ def runs(request: Request) -> RunService:
 @router.post("", response_model=RunOut, responses={
     400: {"description": "`INVALID_REQUEST`, `PATH_OUTSIDE_WORKSPACE`"},
     409: {"description": "`WORKSPACE_BUSY`"},
-    200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream"}})
+    200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream"},
+    202: {"model": RunOut, "description": "With detach (and no stream): the run's id at once; "
+          "its result later from `GET /v1/runs/{runId}`"}})
 async def create_run(request: Request, body: Annotated[RunBody, Body()]) -> Any:
     """Run one prompt in a workspace and answer with its result (or stream its events)."""
     service = runs(request)
@@ -109,10 +119,17 @@ async def create_run(request: Request, body: Annotated[RunBody, Body()]) -> Any:
 
         return event_stream_response(guarded(), request.app.state.settings.sse_ping_seconds,
                                      headers={"X-Run-Id": record.id})
-    outcome = await outcome_of(request, pending, None if body.detach else functools.partial(
+    headers = {"X-Run-Id": record.id}
+    if body.detach:
+        # Nobody waits: the id now, the result later from GET /v1/runs/{runId}.
+        started = run_result(record, {"status": "queued", "turnId": pending.id})
+        return JSONResponse({**started, "statusUrl": f"/v1/runs/{record.id}",
+                             "eventsUrl": f"/v1/sessions/{record.id}/events"},
+                            status_code=202, headers=headers)
+    outcome = await outcome_of(request, pending, functools.partial(
         cancel_quietly, service, record.id, owner))
     record = await service.sessions.get(record.id)
-    return run_result(record, outcome)
+    return JSONResponse(run_result(record, outcome), headers=headers)
 
 
 async def outcome_of(request: Request, pending: PendingTurn,
@@ -133,23 +150,27 @@ async def cancel_quietly(service: RunService, run_id: str, owner: str | None) ->
         await service.cancel(run_id, owner)
 
 
+@router.get("", response_model=RunListOut, responses={
+    400: {"description": "`INVALID_REQUEST`, `INVALID_CURSOR`"}})
+async def list_runs(
+    request: Request,
+    status: Annotated[RunStatusName | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN, description=(
+        "`nextCursor` of the previous page."))] = None,
+) -> dict[str, Any]:
+    """Your runs, newest first (``status``: the run's turn)."""
+    page, next_cursor = await runs(request).list(owner_of(request), status=status,
+                                                 limit=limit, cursor=cursor)
+    return {"runs": page, "nextCursor": next_cursor}
+
+
 @router.get("/{run_id}", response_model=RunOut, responses={404: {"description":
                                                                  "`RUN_NOT_FOUND`"}})
-async def get_run(request: Request, run_id: str) -> dict[str, Any]:
+async def get_run(request: Request, run_id: str) -> JSONResponse:
     """A run's state and, once it has finished, its result."""
-    service = runs(request)
-    try:
-        record = await service.sessions.get(run_id, owner_of(request))
-    except Exception:
-        record = None
-    if record is None or record.kind != "run":
-        raise RunNotFound(f"Run {run_id} not found", details={"runId": run_id})
-    turns = await service.sessions.store.list_turns(run_id)
-    turn = turns[-1] if turns else None
-    outcome: dict[str, Any] = {"status": turn.status if turn else "queued"}
-    if turn is not None:
-        outcome.update({"turnId": turn.id, **(turn.outcome or {})})
-    return run_result(record, outcome)
+    return JSONResponse(await runs(request).get(run_id, owner_of(request)),
+                        headers={"X-Run-Id": run_id})
 
 
 @router.post("/{run_id}/cancel", response_model=CancelOut,

@@ -13,11 +13,17 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from claude_gateway.errors import RunNotFound
+from claude_gateway.errors import RunNotFound, SessionNotFound
 from claude_gateway.services.auth import ANONYMOUS, Principal
-from claude_gateway.services.sessions import PendingTurn, SessionCreate, SessionManager
+from claude_gateway.services.sessions import (
+    PendingTurn,
+    SessionCreate,
+    SessionManager,
+    decode_cursor,
+    encode_cursor,
+)
 from claude_gateway.services.workspaces import Placement, normalize_workspace_name
-from claude_gateway.storage.records import SessionRecord
+from claude_gateway.storage.records import SessionRecord, TurnRecord
 
 logger = logging.getLogger("claude_gateway.runs")
 
@@ -91,6 +97,30 @@ class RunService:
         except Exception:
             logger.exception("could not end run", extra={"run_id": run_id})
 
+    async def list(self, owner: str | None, *, status: str | None, limit: int,
+                   cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the caller's runs, newest first, and the cursor of the next one."""
+        after = decode_cursor(cursor) if cursor else None
+        rows = await self.sessions.store.list_runs(owner=owner, status=status,
+                                                   limit=limit + 1, after=after)
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1][0]
+            next_cursor = encode_cursor(last.created_at, last.id)
+        return [run_result(record, stored_outcome(turn)) for record, turn in rows], next_cursor
+
+    async def get(self, run_id: str, owner: str | None) -> dict[str, Any]:
+        """One of the caller's runs: its state and, once finished, its result."""
+        try:
+            record = await self.sessions.get(run_id, owner)
+        except SessionNotFound:
+            record = None
+        if record is None or record.kind != "run":
+            raise RunNotFound(f"Run {run_id} not found", details={"runId": run_id})
+        turns = await self.sessions.store.list_turns(run_id)
+        return run_result(record, stored_outcome(turns[-1] if turns else None))
+
     async def cancel(self, run_id: str, owner: str | None) -> None:
         """Interrupt a running run; 404 when it is unknown, someone else's, or done."""
         try:
@@ -107,6 +137,14 @@ class RunService:
         for task in list(self._finishers):
             task.cancel()
         await asyncio.gather(*self._finishers, return_exceptions=True)
+
+
+def stored_outcome(turn: TurnRecord | None) -> dict[str, Any]:
+    """A run's outcome as far as the store knows it (``queued`` before its turn exists)."""
+    outcome: dict[str, Any] = {"status": turn.status if turn else "queued"}
+    if turn is not None:
+        outcome.update({"turnId": turn.id, **(turn.outcome or {})})
+    return outcome
 
 
 def run_result(record: SessionRecord, outcome: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,14 @@ class Store(Protocol):
         """Newest first; ``after`` is the (created_at, id) of the last row already seen."""
         ...
 
+    async def list_runs(
+        self, *, owner: str | None = None, status: str | None = None, limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[tuple[SessionRecord, TurnRecord | None]]:
+        """Runs (sessions of kind ``run``) with their turn, newest first; ``status`` is the
+        turn's (a run with no turn yet counts as ``queued``)."""
+        ...
+
     async def session_by_external_id(self, owner: str, external_id: str
                                      ) -> SessionRecord | None: ...
 

@@ -204,6 +204,46 @@ class SqlStore:
         return await self._read(
             lambda conn: [_session_from_row(r) for r in conn.execute(query).all()])
 
+    async def list_runs(
+        self, *, owner: str | None = None, status: str | None = None, limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[tuple[SessionRecord, TurnRecord | None]]:
+        sessions, turns = schema.sessions, schema.turns
+        query = (select(sessions, turns.c.id.label("turn_id"), turns.c.status.label(
+                     "turn_status"), turns.c.prompt.label("turn_prompt"),
+                     turns.c.created_at.label("turn_created_at"),
+                     turns.c.started_at.label("turn_started_at"),
+                     turns.c.ended_at.label("turn_ended_at"),
+                     turns.c.outcome.label("turn_outcome"))
+                 .select_from(sessions.outerjoin(turns, turns.c.session_id == sessions.c.id))
+                 .where(sessions.c.kind == "run"))
+        if owner is not None:
+            query = query.where(sessions.c.owner == owner)
+        if status == "queued":
+            query = query.where(or_(turns.c.status == status, turns.c.id.is_(None)))
+        elif status is not None:
+            query = query.where(turns.c.status == status)
+        if after is not None:
+            created, last_id = after
+            query = query.where(or_(sessions.c.created_at < created,
+                                    and_(sessions.c.created_at == created,
+                                         sessions.c.id < last_id)))
+        query = query.order_by(sessions.c.created_at.desc(), sessions.c.id.desc()).limit(limit)
+
+        def work(conn: Connection) -> list[tuple[SessionRecord, TurnRecord | None]]:
+            found = []
+            for row in conn.execute(query).all():
+                m = row._mapping
+                turn = None if m["turn_id"] is None else TurnRecord(
+                    id=m["turn_id"], session_id=m["id"], status=m["turn_status"],
+                    prompt=m["turn_prompt"], created_at=m["turn_created_at"],
+                    started_at=m["turn_started_at"], ended_at=m["turn_ended_at"],
+                    outcome=m["turn_outcome"])
+                found.append((_session_from_row(row), turn))
+            return found
+
+        return await self._read(work)
+
     async def session_by_external_id(self, owner: str, external_id: str
                                      ) -> SessionRecord | None:
         table = schema.sessions
