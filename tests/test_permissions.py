@@ -298,3 +298,41 @@ async def test_a_turn_waiting_for_an_answer_says_so_everywhere(start_gateway: An
         assert (await turn_end(client, session_id, turn_id))["type"] == "turn.completed"
         assert (await client.get(f"/v1/sessions/{session_id}")).json()[
             "waitingForPermission"] == []
+
+
+async def test_applied_suggestions_stay_in_the_session_and_show_in_its_mode(
+    start_gateway: Any,
+) -> None:
+    gateway: Gateway = start_gateway()
+    async with gateway.client() as client:
+        session_id = await new_session(client)  # permission mode "default"
+        turn_id = (await client.post(f"/v1/sessions/{session_id}/messages", json={
+            "prompt": f"{WRITE}\n@reply Written.", "timeoutMs": 0})).json()["turnId"]
+        data = (await wait_for_request(client, session_id))["data"]
+        assert {"type": "setMode", "mode": "acceptEdits"}.items() <= data["suggestions"][0].items()
+        answered = await client.post(f"/v1/sessions/{session_id}/permissions/"
+                                     f"{data['requestId']}",
+                                     json={"decision": "allow", "applySuggestions": True})
+        assert answered.status_code == 200
+        assert (await turn_end(client, session_id, turn_id))["type"] == "turn.completed"
+        session = (await client.get(f"/v1/sessions/{session_id}")).json()
+        assert session["permissionMode"] == "acceptEdits"
+        # The CLI is in that mode too: the next write is not asked about.
+        second = await client.post(f"/v1/sessions/{session_id}/messages", json={
+            "prompt": '@tool Write {"file_path": "second.txt", "content": "x"}\n@reply ok'})
+        assert second.json()["status"] == "completed"
+        requested = [e for e in await events_of(client, session_id)
+                     if e["type"] == "permission.requested"]
+        assert len(requested) == 1
+        # A shell command's suggestion is a rule for a settings file: kept to the session.
+        bash = (await client.post(f"/v1/sessions/{session_id}/messages", json={
+            "prompt": '@tool Bash {"command": "python3 -c \\"print(6*7)\\""}\n@reply ran',
+            "timeoutMs": 0})).json()["turnId"]
+        asked = (await wait_for_request(client, session_id, after=requested[0]["seq"]))["data"]
+        assert asked["toolName"] == "Bash" and asked["suggestions"]
+        await client.post(f"/v1/sessions/{session_id}/permissions/{asked['requestId']}",
+                          json={"decision": "allow", "applySuggestions": True})
+        assert (await turn_end(client, session_id, bash))["type"] == "turn.completed"
+    # Nothing was written to settings other keys' agents would read.
+    assert not (gateway.settings.cli_config_dir / "settings.json").exists()
+    assert not (gateway.settings.workspace_root / session_id / ".claude").exists()

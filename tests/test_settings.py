@@ -99,3 +99,22 @@ def test_readme_documents_every_setting() -> None:
     assert match.group(1).strip() == settings_reference().strip(), (
         "README settings table is stale: regenerate with scripts/update-readme-settings"
     )
+
+
+def test_a_short_key_is_refused_by_name_and_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAUDE_GATEWAY_API_KEYS", '[{"name": "ci", "key": "0123456789"}]')
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.message == (
+        "CLAUDE_GATEWAY_API_KEYS: the key named 'ci' has 10 characters; a key needs at least "
+        "16 (`claude-gateway keys create` makes one of 47)")
+    assert "0123456789" not in caught.value.message
+
+
+@pytest.mark.parametrize("variable", ["CLAUDE_GATEWAY_RATE_LIMIT",
+                                      "CLAUDE_GATEWAY_AUTH_FAILURE_RATE_LIMIT"])
+def test_a_rate_that_is_not_one_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                           variable: str) -> None:
+    monkeypatch.setenv(variable, "lots")
+    with pytest.raises(SettingsError, match=f"{variable}: must be a rate"):
+        load_settings()

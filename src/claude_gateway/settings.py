@@ -27,6 +27,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from claude_gateway.errors import SettingsError
 
 ENV_PREFIX = "CLAUDE_GATEWAY_"
+MIN_KEY_LENGTH = 16
+"""Shortest key accepted in CLAUDE_GATEWAY_API_KEYS (a guessable key is no key)."""
 
 
 class ConfiguredKey(BaseModel):
@@ -34,9 +36,18 @@ class ConfiguredKey(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
-    key: SecretStr = Field(min_length=16)
+    key: SecretStr
     admin: bool = False
     rate_limit: str | None = Field(None, alias="rateLimit")
+
+    @model_validator(mode="after")
+    def _long_enough(self) -> ConfiguredKey:
+        length = len(self.key.get_secret_value())
+        if length < MIN_KEY_LENGTH:
+            raise ValueError(f"the key named {self.name!r} has {length} characters; a key "
+                             f"needs at least {MIN_KEY_LENGTH} (`claude-gateway keys create` "
+                             "makes one of 47)")
+        return self
 
 
 class Settings(BaseSettings):
@@ -213,8 +224,9 @@ class Settings(BaseSettings):
     api_keys: list[ConfiguredKey] = Field(
         default_factory=list,
         description="API keys given in the environment (for containers), a JSON list of "
-        '`{"name": ..., "key": ..., "admin": false, "rateLimit": "60/minute"}`. Keys '
-        "made with `claude-gateway keys create` live hashed in the database. Once any key "
+        '`{"name": ..., "key": ..., "admin": false, "rateLimit": "60/minute"}`; each key at '
+        "least 16 characters. Keys made with `claude-gateway keys create` live hashed in the "
+        "database. Once any key "
         "exists, every endpoint but `GET /health` needs `Authorization: Bearer <key>`.",
     )
     session_env_allowlist: list[str] = Field(
@@ -355,7 +367,8 @@ def describe_validation_error(exc: ValidationError) -> str:
             continue
         value = error.get("input")
         shown = "" if field.startswith(("upstream_", "api_keys")) else f" (got {value!r})"
-        lines.append(f"{name}: {error['msg']}{shown}")
+        message = str(error['msg']).removeprefix('Value error, ')
+        lines.append(f"{name}: {message}{shown}")
     return "\n".join(lines)
 
 

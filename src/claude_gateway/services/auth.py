@@ -23,7 +23,10 @@ from claude_gateway.storage.records import ApiKeyRecord
 KEY_PREFIX = "cgw_"
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 _REFRESH_SECONDS = 2.0
-"""Keys made or revoked by ``claude-gateway keys`` reach a running gateway this fast."""
+"""How old the list of keys may get (a revocation is checked on every request anyway)."""
+_MISS_REFRESH_SECONDS = 0.2
+"""An unknown key reloads the list at most this often: a key made a moment ago works at
+once, and wrong keys cannot make the gateway read its database on every request."""
 
 
 def generate_key() -> str:
@@ -86,9 +89,15 @@ class KeyRing:
         self._loaded_at = time.monotonic()
 
     async def enabled(self) -> bool:
-        """Whether authentication is on: some key exists, or existed and was revoked."""
-        await self.refresh()
-        return bool(self._configured or self._ever_made)
+        """Whether authentication is on: some key exists, or existed and was revoked.
+
+        Until the first key exists the database is asked on every request, so the first
+        key made with ``claude-gateway keys create`` is enforced from the next request on.
+        """
+        if self._configured or self._ever_made:
+            return True
+        await self.refresh(force=True)
+        return self._ever_made
 
     async def authenticate(self, token: str | None) -> Principal | None:
         """The principal of ``token``, or None."""
@@ -96,6 +105,20 @@ class KeyRing:
             return None
         await self.refresh()
         presented = hash_key(token)
+        found = self._match(presented)
+        if found is None and time.monotonic() - self._loaded_at >= _MISS_REFRESH_SECONDS:
+            await self.refresh(force=True)  # made a moment ago?
+            found = self._match(presented)
+        if found is None or any(found is p for _, p in self._configured):
+            return found
+        # A key from the database: revoked a moment ago (by `claude-gateway keys revoke`,
+        # in another process) means refused now, not at the next reload.
+        record = await self.store.api_key(found.name)
+        if record is None or record.revoked_at is not None or record.key_hash != presented:
+            return None
+        return found
+
+    def _match(self, presented: str) -> Principal | None:
         found: Principal | None = None
         for stored_hash, principal in [*self._configured, *self._stored]:
             # No early exit: every candidate is compared, each in constant time.

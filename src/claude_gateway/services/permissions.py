@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,6 +87,17 @@ def permission_to_api(record: PermissionRecord) -> dict[str, Any]:
         "expiresAt": rfc3339(record.expires_at) if record.expires_at else None,
         "resolution": record.resolution,
     }
+
+
+def session_only(suggestions: list[PermissionUpdate]) -> list[PermissionUpdate]:
+    """The suggested updates a key may apply: for its own session only.
+
+    The CLI also suggests writing rules into settings files, and the user settings live
+    in the CLI config dir every key shares: one key's "always allow" must not become
+    everyone's. Extra directories are left out too (they would reach past the key's own).
+    """
+    return [replace(s, destination="session") for s in suggestions
+            if s.type not in ("addDirectories", "removeDirectories")]
 
 
 def waiting_to_api(record: PermissionRecord) -> dict[str, Any]:
@@ -194,7 +205,8 @@ class PermissionBroker:
         if decision.status == "allowed":
             return PermissionResultAllow(
                 updated_input=decision.updated_input,
-                updated_permissions=waiting.suggestions if decision.apply_suggestions else None)
+                updated_permissions=(session_only(waiting.suggestions)
+                                     if decision.apply_suggestions else None))
         return PermissionResultDeny(message=decision.message or DEFAULT_DENY_MESSAGE,
                                     interrupt=decision.interrupt)
 
@@ -247,7 +259,17 @@ class PermissionBroker:
         else:
             chosen = Decision("denied", "client", message=message or DEFAULT_DENY_MESSAGE,
                               interrupt=interrupt)
-        await self._resolve(waiting, chosen)
+        resolved = await self._resolve(waiting, chosen)
+        if resolved is chosen and chosen.apply_suggestions:
+            modes = [s.mode for s in session_only(waiting.suggestions)
+                     if s.type == "setMode" and s.mode]
+            if modes:
+                # The CLI switches mode now; the session object says so too (and a process
+                # started later for this session starts in it).
+                await self.store.update_session(session_id, permission_mode=modes[-1])
+                await self.events.emit(session_id, "session.updated", {
+                    "permissionMode": modes[-1], "by": "permission",
+                    "requestId": request_id})
         return waiting.record
 
     async def cancel_session(self, session_id: str, by: str, message: str) -> int:

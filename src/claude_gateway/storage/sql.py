@@ -515,6 +515,16 @@ class SqlStore:
             query = query.where(table.c.revoked_at.is_(None))
         return await self._read(lambda conn: [_key_from_row(r) for r in conn.execute(query)])
 
+    async def api_key(self, name: str) -> ApiKeyRecord | None:
+        table = schema.api_keys
+        query = select(table).where(table.c.name == name)
+
+        def work(conn: Connection) -> ApiKeyRecord | None:
+            row = conn.execute(query).first()
+            return _key_from_row(row) if row else None
+
+        return await self._read(work)
+
     async def revoke_api_key(self, name: str, when: datetime) -> bool:
         table = schema.api_keys
 
