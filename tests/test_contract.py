@@ -208,3 +208,16 @@ async def test_a_patch_racing_a_delete_never_updates_an_ended_session(
     types = [e["type"] for e in events]
     assert types.count("session.ended") == 1
     assert "session.updated" not in types[types.index("session.ended"):]
+
+
+async def test_a_body_that_is_not_declared_json_gets_415_saying_so(keyed: Gateway) -> None:
+    async with keyed.client(headers=auth(KEY)) as client:
+        for kind in ("application/x-www-form-urlencoded", "text/plain"):  # curl -d sends the first
+            response = await client.post("/v1/runs", content=b'{"prompt": "@reply hi"}',
+                                         headers={"content-type": kind})
+            assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+            assert "application/json" in response.json()["error"]["message"]
+        chat = await client.post("/v1/chat/completions", content=b"{}",
+                                 headers={"content-type": "text/plain"})
+        assert chat.status_code == 415
+        assert chat.json()["error"]["type"] == "invalid_request_error"

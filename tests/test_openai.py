@@ -142,3 +142,31 @@ async def test_errors_come_back_as_the_clients_own_exceptions(start_gateway: Any
         await client.chat.completions.create(model="sonnet", reasoning_effort="enormous",  # type: ignore[arg-type]
                                              messages=[{"role": "user", "content": "hi"}])
     await client.close()
+
+
+async def test_model_names_map_to_claude_models(
+    start_gateway: Any, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway(openai_model_aliases={"gpt-4o-mini": "haiku",
+                                                           "o*": "opus"})
+    client = client_for(gateway)
+    for requested, runs_on in [("gpt-4o", "sonnet"), ("gpt-4o-mini", "haiku"),
+                               ("o3", "opus"), ("claude-gateway/opus", "opus")]:
+        reply = await client.chat.completions.create(
+            model=requested, messages=[{"role": "user", "content": "@reply hi"}])
+        assert runs_on in mock_model.model.requests[-1].model, requested
+        assert runs_on in reply.model, (requested, reply.model)  # the model that answered
+    await client.close()
+
+
+async def test_strict_model_names_refuse_the_unknown(start_gateway: Any) -> None:
+    gateway: Gateway = start_gateway(openai_strict_models=True)
+    client = client_for(gateway)
+    with pytest.raises(openai.NotFoundError) as missing:
+        await client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "@reply hi"}])
+    assert missing.value.code == "model_not_found" and "gpt-4o" in missing.value.message
+    reply = await client.chat.completions.create(
+        model="sonnet", messages=[{"role": "user", "content": "@reply fine"}])
+    assert reply.choices[0].message.content == "fine"
+    await client.close()

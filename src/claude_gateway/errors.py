@@ -19,6 +19,7 @@ GatewayError                      any failure with an API error code
     │   ├── PermissionNotFound    404 PERMISSION_NOT_FOUND
     │   ├── FileNotFound          404 FILE_NOT_FOUND
     │   ├── RunNotFound           404 RUN_NOT_FOUND
+    │   ├── ModelNotFound         404 MODEL_NOT_FOUND (model_not_found to OpenAI clients)
     │   └── ConversationNotFound  404 CONVERSATION_NOT_FOUND
     ├── Conflict                  409
     │   ├── SessionEnded          409 SESSION_ENDED / SESSION_EXPIRED
@@ -221,3 +222,9 @@ class InvalidJsonSchema(InvalidRequest):
     """A structured-output schema that is not a JSON Schema the CLI accepts."""
 
     code = "INVALID_JSON_SCHEMA"
+
+
+class ModelNotFound(NotFound):
+    """A model name the gateway does not serve (with strict model names)."""
+
+    code = "MODEL_NOT_FOUND"

@@ -198,6 +198,16 @@ class Settings(BaseSettings):
         description="Models `GET /v1/models` lists (aliases or full names; a JSON list). "
         "Requests may prefix them with `claude-gateway/`.",
     )
+    openai_model_aliases: dict[str, str] = Field(
+        default_factory=dict, description="Model names OpenAI clients send, mapped to Claude "
+        'models (a JSON object; keys may be glob patterns): `{"gpt-4o": "sonnet", '
+        '"gpt-4o-mini": "haiku", "o*": "opus"}`. Names neither mapped nor Claude models '
+        "(`gpt-4o`, what frameworks send by default) run on the default model.",
+    )
+    openai_strict_models: bool = Field(
+        False, description="Refuse model names that are neither Claude models nor aliases "
+        "with OpenAI's `model_not_found` (404), instead of running them on the default model.",
+    )
     openai_workspace: str = Field(
         "openai", description="Workspace of OpenAI-compatible requests without an "
         "`X-Workspace` header.",

@@ -42,6 +42,8 @@ _HTTP_CODES = {
 }
 
 
+OPENAI_CODES = {"MODEL_NOT_FOUND": "model_not_found"}
+"""Codes OpenAI's own API spells its way: its clients and users look for these."""
 MCP_PATH = "/mcp"
 JSONRPC_UNAUTHORIZED = -32001
 JSONRPC_SERVER_ERROR = -32000
@@ -70,7 +72,7 @@ def error_body(path: str, request_id: str, status: int, code: str, message: str,
         param = details.get("param")
         if param is None and details.get("errors"):
             param = ".".join(details["errors"][0]["loc"][1:]) or None
-        return oa_error_body(message, oa_error_type(status), code, param)
+        return oa_error_body(message, oa_error_type(status), OPENAI_CODES.get(code, code), param)
     return {
         "error": {"code": code, "message": message, "details": details},
         "requestId": request_id,
@@ -124,6 +126,15 @@ def install_error_handlers(app: FastAPI) -> None:
         first = details["errors"][0] if details["errors"] else {}
         where = ".".join(first.get("loc", [])) or "request"
         message = f"Invalid request: {where}: {first.get('msg', 'invalid')}"
+        kind = request.headers.get("content-type", "")
+        if kind and "json" not in kind.split(";")[0] and any(
+                e["loc"][:1] == ["body"] for e in details["errors"]):
+            # FastAPI reads only JSON: say so, rather than that the fields are missing.
+            return error_response(
+                request, 415, "UNSUPPORTED_MEDIA_TYPE",
+                f"Send the body as JSON, with Content-Type: application/json (this request "
+                f"said {kind.split(';')[0]!r}; with curl, add -H 'content-type: "
+                "application/json')", {"contentType": kind[:100]})
         cursors = {("query", "cursor"), ("header", "Last-Event-ID")}
         code = "INVALID_CURSOR" if details["errors"] and all(
             tuple(e["loc"][:2]) in cursors for e in details["errors"]) else "INVALID_REQUEST"

@@ -59,7 +59,9 @@ async def read_root(request: Request) -> Any:
 
 @router.get("/{path:path}", response_model=DirectoryOut, responses={
     **ERRORS, 200: {"description": "A directory listing (JSON), or the file's bytes",
-                    "content": {"*/*": {}}}})
+                    "content": {"*/*": {}}},
+    206: {"description": "The requested range of the file", "content": {"*/*": {}}},
+    416: {"model": ErrorOut, "description": "`RANGE_NOT_SATISFIABLE`"}})
 async def read(request: Request, path: str) -> Any:
     """A directory's entries, or a file's bytes (with its content type; Range supported)."""
     service = files(request)

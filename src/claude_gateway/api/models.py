@@ -273,6 +273,7 @@ def error_responses(model: type[BaseModel] = ErrorOut) -> dict[int | str, dict[s
         402: "Daily budget exceeded", 403: "Forbidden (mode, origin)",
         404: "Not found, or not yours", 405: "Method not allowed", 408: "Body too slow",
         409: "Conflict (ended session, busy workspace, answered permission)",
-        413: "Body too large", 421: "Host not served", 429: "Rate or capacity limit",
+        413: "Body too large", 415: "Body not sent as JSON", 421: "Host not served",
+        429: "Rate or capacity limit",
     }
     return {status: {"model": model, "description": text} for status, text in reasons.items()}

@@ -127,7 +127,10 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
     sessions: SessionManager = request.app.state.sessions
     runs: RunService = request.app.state.runs
     owner = owner_of(request)
-    model = oa.model_name(body.model)
+    model = oa.resolve_model(
+        body.model, known=settings.openai_models, aliases=settings.openai_model_aliases,
+        default=settings.default_model or settings.openai_models[0],
+        strict=settings.openai_strict_models)
     system, history, new = oa.split_conversation(body.messages)
     schema, instruction = oa.schema_of(body.response_format)
     append = "\n\n".join(p for p in (system, instruction) if p) or None
@@ -167,13 +170,15 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
             await events.aclose()
             return failure_response(early[-1].data.get("error") or {}, headers)
         return EventSourceResponse(
-            stream_chunks(replayed(early, events), pending, cid, body.model, include_usage,
+            stream_chunks(replayed(early, events), pending, cid, model, include_usage,
                           structured=schema is not None, cancel=cancel),
             ping=max(1, int(settings.sse_ping_seconds)), headers=headers)
     outcome = await outcome_of(request, pending, cancel)
     if outcome["status"] == "failed":
         return failure_response(outcome.get("error") or {}, headers)
-    return JSONResponse(oa.completion(cid, body.model, outcome), headers=headers)
+    # The model that answered: the CLI's full name for it when the turn reported one.
+    used = outcome.get("model") or model
+    return JSONResponse(oa.completion(cid, used, outcome), headers=headers)
 
 
 FIRST_ANSWER_SECONDS = 30.0

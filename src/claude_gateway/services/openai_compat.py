@@ -5,6 +5,7 @@ Field by field, see the README's table: what is supported, mapped or ignored.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import time
 import uuid
@@ -12,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from claude_gateway.errors import ModelNotFound
 from claude_gateway.services.json_limits import json_integer, shallow
 from claude_gateway.services.prompts import DATA_URL
 
@@ -138,9 +140,27 @@ def is_openai_path(path: str) -> bool:
     return path in OPENAI_PATHS or path.startswith("/v1/models/")
 
 
-def model_name(requested: str) -> str:
-    """``claude-gateway/sonnet`` and ``sonnet`` both mean ``sonnet``."""
-    return requested.removeprefix(PROVIDER_PREFIX)
+def resolve_model(requested: str, *, known: list[str], aliases: dict[str, str],
+                  default: str, strict: bool) -> str:
+    """The Claude model an OpenAI request's ``model`` means.
+
+    ``claude-gateway/`` is stripped; an alias (exact name, then glob pattern) maps to its
+    model; a listed model or a full ``claude-*`` name is itself; any other name (OpenAI
+    clients send ``gpt-4o`` and the like by default) is the default model, or, with
+    ``strict``, refused with OpenAI's ``model_not_found``.
+    """
+    name = requested.removeprefix(PROVIDER_PREFIX)
+    if name in aliases:
+        return aliases[name]
+    for pattern, target in aliases.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return target
+    if name in known or name.startswith("claude-"):
+        return name
+    if strict:
+        raise ModelNotFound(f"The model `{requested}` does not exist on this gateway (known: "
+                            f"{', '.join(known)})", details={"param": "model"})
+    return default
 
 
 def effort_of(reasoning_effort: str | None) -> str | None:

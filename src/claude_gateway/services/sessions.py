@@ -850,6 +850,7 @@ class SessionManager:
         outbox: asyncio.Queue[list[NewEvent] | None] = asyncio.Queue()
         writer = asyncio.create_task(self._write_turn_events(live.id, outbox))
         context_tokens: int | None = None
+        answered_by: str | None = None
         try:
             while True:
                 batch = [await process.next_message()]
@@ -862,6 +863,7 @@ class SessionManager:
                         break
                     if isinstance(message, AssistantMessage) and not message.parent_tool_use_id:
                         context_tokens = context_tokens_of(message) or context_tokens
+                        answered_by = message.model or answered_by
                     for type_, data in normalize(message):
                         role = data["role"] if type_ == "message" else None
                         events.append(NewEvent(type_, data, pending.id, message_role=role,
@@ -876,7 +878,8 @@ class SessionManager:
         if isinstance(message, ProcessExit):
             await self._process_died(live, process, pending, message)
         else:
-            await self._complete(live, process, pending, message, live.model, context_tokens)
+            await self._complete(live, process, pending, message, live.model, context_tokens,
+                                 answered_by)
 
     async def _write_turn_events(self, session_id: str,
                                  outbox: asyncio.Queue[list[NewEvent] | None]) -> None:
@@ -898,13 +901,15 @@ class SessionManager:
 
     async def _complete(self, live: LiveSession, process: AgentProcess, pending: PendingTurn,
                         result: ResultMessage, model: str | None,
-                        context_tokens: int | None = None) -> None:
+                        context_tokens: int | None = None,
+                        answered_by: str | None = None) -> None:
         total = result.total_cost_usd or 0.0
         turn_cost = total - process.cost_reported
         if turn_cost < 0:  # the CLI reset its running total (a new conversation)
             turn_cost = total
         process.cost_reported = total
         type_, data = turn_outcome(result, turn_cost)
+        data["model"] = answered_by  # the model that wrote the turn's main answer
         session: dict[str, Any] = {}
         if result.session_id:
             session["claude_session_id"] = result.session_id
