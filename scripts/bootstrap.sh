@@ -9,11 +9,26 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 stamp="$VENV/.installed-$(sha256sum "$root/pyproject.toml" | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-    echo "Setting up $VENV (first run, or pyproject.toml changed)..." >&2
-    [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
+    echo "Setting up $VENV (first run, or pyproject.toml changed): about a minute." >&2
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "[1/3] creating the virtual environment" >&2
+        "$python" -m venv "$VENV"
+    fi
+    echo "[2/3] updating pip" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-    "$VENV/bin/python" -m pip install --quiet -e "$root[dev]" >&2
+    echo "[3/3] installing claude-gateway and what it needs (claude-agent-sdk brings the" \
+         "claude CLI, about 200 MB)" >&2
+    # One line per package as it arrives, so a slow network shows as progress.
+    "$VENV/bin/python" -m pip install --progress-bar off -e "$root[dev]" 2>&1 \
+        | grep --line-buffered -E "^(Collecting|Successfully installed|ERROR)" \
+        | sed -u -e 's/^Collecting /  fetching /' >&2
+    status=${PIPESTATUS[0]}
+    if [ "$status" -ne 0 ]; then
+        echo "Installing failed (pip exited with $status); run again to retry." >&2
+        exit "$status"
+    fi
     rm -f "$VENV"/.installed-*
     touch "$stamp"
+    echo "Ready." >&2
 fi
 export VENV

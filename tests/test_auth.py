@@ -230,7 +230,9 @@ def test_keys_are_hashed_and_compared_in_constant_time(tmp_path: Path,
 
     calls, dump = asyncio.run(scenario())
     # Every key is compared, whether the match is first, last or missing.
-    assert calls == [5, 5, 5]
+    # (A key that matches nothing is looked for again after reloading the list: it may
+    # have been made a moment ago.)
+    assert calls == [5, 5, 10]
     hashes, keys = dump.split("][")
     assert not any(k.strip('"[]') in hashes for k in keys.split(","))
 

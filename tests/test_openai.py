@@ -36,7 +36,7 @@ async def test_models_and_a_plain_completion(
         max_tokens=50, temperature=0.2, top_p=0.9, user="someone",
         extra_body={"some_future_field": True})
     assert completion.object == "chat.completion"
-    assert completion.model == "claude-gateway/claude-mock-model"
+    assert completion.model == "claude-mock-model"  # the model that answered
     assert completion.choices[0].message.content == "Hello there!"
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import Any
 
@@ -201,32 +203,61 @@ async def test_runs_are_listed_newest_first_with_a_status_filter_and_a_cursor(
                      "INVALID_REQUEST")
 
 
-async def test_a_spare_process_serves_a_run_and_is_refilled(
+async def test_spares_serve_every_keys_runs_and_stateless_chats(
     start_gateway: Any, mock_model: MockModelServer
 ) -> None:
-    gateway: Gateway = start_gateway(spare_processes=1)
-    sessions = gateway.app.state.sessions
-    await wait_until(lambda: sessions.spares.ready("default") == 1)
-    async with gateway.client() as client:
-        assert (await client.get("/v1/status")).json()["spares"] == {"default": 1}
-        first = (await client.post("/v1/runs", json={
-            "model": "claude-picked-live", "prompt": "@reply from a spare"})).json()
-        assert first["result"] == "from a spare"
-        started = [e["data"] for e in await events_of(client, first["runId"])
-                   if e["type"] == "process.started"]
-        assert started == [{"pid": started[0]["pid"], "resumed": False, "forked": False,
-                            "spare": True}]
-        # The pool refills behind the run.
-        await wait_until(lambda: sessions.spares.ready("default") == 1)
-        # Options fixed at spawn (a system prompt) need a fresh process: the spare stays.
-        custom = (await client.post("/v1/runs", json={
-            "systemPrompt": "Be terse.", "prompt": "@reply custom"})).json()
-        custom_started = [e["data"] for e in await events_of(client, custom["runId"])
-                          if e["type"] == "process.started"]
-    assert custom_started[0]["spare"] is False
-    assert sessions.spares.adopted == 1 and sessions.spares.ready("default") == 1
-    assert mock_model.model.requests[0].model == "claude-picked-live"
-    assert mock_model.model.requests[1].system_text.strip().endswith("Be terse.")
+    alice, admin = "alice-key-0123456789abcdef", "admin-key-0123456789abcdef"
+    gateway: Gateway = start_gateway(spare_processes=1, max_spare_processes=6, api_keys=[
+        {"name": "alice", "key": alice}, {"name": "root", "key": admin, "admin": True}])
+
+    async def ready(workspace: str) -> int:
+        async with gateway.client(headers={"Authorization": f"Bearer {admin}"}) as client:
+            return int((await client.get("/v1/status")).json()["spares"].get(workspace, 0))
+
+    async def spare_used(client: Any, session_id: str) -> bool:
+        (started,) = [e["data"] for e in await events_of(client, session_id)
+                      if e["type"] == "process.started"]
+        return bool(started["spare"])
+
+    async def ready_in(workspace: str) -> bool:
+        return await ready(workspace) == 1
+
+    await wait_until(lambda: ready_in("default"))  # configured: there from the start
+    await wait_until(lambda: ready_in("openai"))
+    async with gateway.client(headers={"Authorization": f"Bearer {alice}"}) as client:
+        # A key's own default workspace: its first run starts a CLI and teaches the pool.
+        runs = []
+        for text in ("first", "second"):
+            run = (await client.post("/v1/runs", json={
+                "model": "claude-picked-live", "prompt": f"@reply {text}"})).json()
+            assert run["result"] == text
+            runs.append(await spare_used(client, run["runId"]))
+            await wait_until(lambda: ready_in("alice/default"))
+        assert runs == [False, True]
+        # Stateless chats: each distinct system prompt an app sends is a profile too.
+        chats = []
+        for _ in range(2):
+            chat = await client.post("/v1/chat/completions", json={"model": "sonnet",
+                "messages": [{"role": "system", "content": "Be terse."},
+                             {"role": "user", "content": "@reply ok"}]})
+            assert chat.status_code == 200
+            chats.append(await spare_used(client, chat.headers["x-gateway-session-id"]))
+            await wait_until(lambda: ready_in("alice/openai"))
+        assert chats == [False, True]
+    assert mock_model.model.requests[0].model == "claude-picked-live"  # set live
+    assert mock_model.model.requests[-1].system_text.strip().endswith("Be terse.")
+    # A spare that dies is replaced at once, not at the next run.
+    spares = gateway.app.state.sessions.spares
+    (victim,) = [p for profile in spares.profiles if profile.workspace == "default"
+                 for p in spares._ready[profile.key]]
+    os.kill(victim.pid, signal.SIGKILL)
+
+    async def replaced() -> bool:
+        (fresh,) = [p for profile in spares.profiles if profile.workspace == "default"
+                    for p in spares._ready[profile.key]] or [victim]
+        return fresh is not victim and fresh.alive
+
+    await wait_until(replaced)
 
 
 async def test_a_refused_prompt_leaves_the_workspace_free(start_gateway: Any) -> None:

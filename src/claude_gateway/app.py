@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from claude_gateway import __version__
 from claude_gateway.api import (
+    docs,
     files,
     health,
     mcp_server,
@@ -114,6 +115,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Run Claude Code as a service.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -141,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(openai.router)
     mcp_server.mount(app)
+    docs.mount(app)
     document_security(app)
     return app
 

@@ -186,12 +186,20 @@ class Settings(BaseSettings):
         "processes).",
     )
     spare_processes: int = Field(
-        1, ge=0, description="CLI processes kept started in the default run workspace so "
-        "that a run there does not wait for one to start. 0 disables.",
+        1, ge=0, description="CLI processes kept started per spare profile (a workspace and "
+        "the options fixed when a CLI starts), so that a run does not wait for one to start. "
+        "The default run workspace and the OpenAI workspace have one from the start; every "
+        "other profile a run or a stateless chat uses (each key's own default workspace, an "
+        "app's system prompt) gets one after its first use. 0 disables.",
+    )
+    max_spare_processes: int = Field(
+        4, ge=0, description="Spare CLI processes kept in all (each takes about 200 MB; they "
+        "come on top of MAX_PROCESSES). Profiles learned from use are dropped least recently "
+        "used first.",
     )
     spare_workspaces: list[str] = Field(
-        default_factory=list, description="More workspaces to keep spare processes for "
-        "(a JSON list).",
+        default_factory=list, description="More workspaces to keep spare processes for from "
+        "the start (a JSON list of names under the workspace root).",
     )
     openai_models: list[str] = Field(
         default_factory=lambda: ["sonnet", "opus", "haiku"],

@@ -19,6 +19,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from claude_gateway.api.docs import is_public
 from claude_gateway.api.errors import error_payload, send_error
 from claude_gateway.errors import ApiError, PayloadTooLarge, RequestTimeout
 from claude_gateway.services.auth import KeyRing, Principal
@@ -247,7 +248,8 @@ class AuthMiddleware:
         method = scope.get("method", "GET")
         # An OPTIONS request is no exception: a CORS preflight from an allowed origin is
         # answered by the CORS middleware before it gets here, anything else needs a key.
-        if (method, scope["path"]) in PUBLIC_PATHS:
+        if (method, scope["path"]) in PUBLIC_PATHS or (
+                method in ("GET", "HEAD") and is_public(scope["path"])):
             await self.app(scope, receive, send)
             return
         keyring = self.keyring()

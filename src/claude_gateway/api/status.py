@@ -52,5 +52,9 @@ async def status(request: Request) -> dict[str, Any]:
     }
     if principal.admin:
         body["subscribers"] = sessions.events.subscriber_count()
-        body["spares"] = {w: sessions.spares.ready(w) for w in sessions.spares.workspaces}
+        spares: dict[str, int] = {}
+        for profile in sessions.spares.profiles:
+            spares[profile.workspace] = (spares.get(profile.workspace, 0)
+                                         + sessions.spares.ready(profile.key))
+        body["spares"] = spares
     return body

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,14 +36,6 @@ class AgentSpec:
     json_schema: dict[str, Any] | None = None
     """Structured output: the final answer must match this JSON schema."""
 
-    @property
-    def fixed_at_spawn_is_default(self) -> bool:
-        """Whether a process started with default options can serve this spec (model
-        and permission mode can be changed on a live process; the rest cannot)."""
-        return (self.system_prompt is None and not self.append_system_prompt
-                and not self.allowed_tools and not self.disallowed_tools
-                and self.max_turns is None and self.effort is None and not self.add_dirs
-                and not self.env and self.json_schema is None)
 
     @classmethod
     def from_options(cls, model: str | None, permission_mode: str,
@@ -62,6 +54,14 @@ class AgentSpec:
             env=dict(options.get("env") or {}),
             json_schema=options.get("jsonSchema"),
         )
+
+
+def spawn_options(spec: AgentSpec) -> dict[str, Any]:
+    """What of a spec is fixed once the CLI has started (everything but the model and the
+    permission mode, which change on a live process)."""
+    fixed = asdict(spec)
+    del fixed["model"], fixed["permission_mode"]
+    return fixed
 
 
 @dataclass(frozen=True)

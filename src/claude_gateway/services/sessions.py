@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
@@ -52,10 +53,16 @@ from claude_gateway.events.normalize import (
     usage_of,
 )
 from claude_gateway.runtime.agent_process import AgentProcess, ProcessBinding, ProcessExit
-from claude_gateway.runtime.options import PERMISSION_MODES, AgentSpec, Launch, build_options
+from claude_gateway.runtime.options import (
+    PERMISSION_MODES,
+    AgentSpec,
+    Launch,
+    build_options,
+    spawn_options,
+)
 from claude_gateway.runtime.path_fence import PathFence
 from claude_gateway.runtime.process_pool import ProcessPool
-from claude_gateway.runtime.spares import SparePool
+from claude_gateway.runtime.spares import SparePool, SpareProfile
 from claude_gateway.runtime.stderr_tail import StderrTail
 from claude_gateway.services.auth import ANONYMOUS, Principal
 from claude_gateway.services.env_policy import check_env
@@ -68,6 +75,7 @@ from claude_gateway.services.workspaces import (
     added_dirs,
     home_dir,
     name_from,
+    normalize_workspace_name,
     place_workspace,
     resolve_added_dir,
     resolve_inside,
@@ -255,9 +263,13 @@ class SessionManager:
         self.permissions = PermissionBroker(store, events,
                                             timeout_seconds=settings.permission_timeout_seconds)
         self.locks = WorkspaceLocks()
-        self.spares = SparePool(
-            [settings.default_run_workspace, *settings.spare_workspaces],
-            settings.spare_processes, self._start_spare)
+        configured = [self._spare_profile(Placement("", normalize_workspace_name(name)),
+                                          AgentSpec(model=settings.default_model))
+                      for name in dict.fromkeys([settings.default_run_workspace,
+                                                 settings.openai_workspace,
+                                                 *settings.spare_workspaces])]
+        self.spares = SparePool(self._start_spare, size=settings.spare_processes,
+                                max_total=settings.max_spare_processes, configured=configured)
         self.pool = ProcessPool(settings.max_processes, settings.data_dir / "pids",
                                 binary=cli_binary or cli_path)
         self._live: dict[str, LiveSession] = {}
@@ -1084,17 +1096,27 @@ class SessionManager:
         return PathFence.build(cwd, home_dir(root, home), root,
                                [self.settings.data_dir, self.settings.cli_config_dir])
 
-    async def _start_spare(self, workspace: str) -> AgentProcess | None:
-        """A process with default options, serving nobody yet (for the SparePool)."""
-        spec = AgentSpec(model=self.settings.default_model)
+    @staticmethod
+    def _spare_profile(placement: Placement, spec: AgentSpec) -> SpareProfile:
+        """The spare profile a session's first process would fit: its workspace and every
+        option fixed at spawn (model and permission mode are set live on adoption)."""
+        fixed = {"workspace": placement.path, "home": placement.home,
+                 **spawn_options(spec)}
+        return SpareProfile(key=json.dumps(fixed, sort_keys=True, default=str),
+                            workspace=placement.path, how=(placement, spec))
+
+    async def _start_spare(self, profile: SpareProfile) -> AgentProcess | None:
+        """A process for a spare profile, serving nobody yet (for the SparePool)."""
+        placement, spec = profile.how
+        spec = replace(spec, model=self.settings.default_model, permission_mode="default")
         process: AgentProcess | None = None
         try:
-            process = self._new_process(spec, Placement("", workspace),
-                                        Launch(session_id=str(uuid.uuid4())), ProcessBinding())
+            process = self._new_process(spec, placement, Launch(session_id=str(uuid.uuid4())),
+                                        ProcessBinding())
             await asyncio.wait_for(process.start(), self.settings.spawn_timeout_seconds)
         except Exception:
             logger.warning("spare CLI process failed to start", exc_info=True,
-                           extra={"workspace": workspace})
+                           extra={"workspace": profile.workspace})
             if process is not None:
                 with contextlib.suppress(Exception):
                     await process.stop()
@@ -1104,10 +1126,12 @@ class SessionManager:
 
     async def _adopt_spare(self, record: SessionRecord, spec: AgentSpec, launch: Launch,
                            binding: ProcessBinding) -> AgentProcess | None:
-        """A spare can serve a new conversation whose spawn-time options are the defaults."""
-        if launch.resume is not None or not spec.fixed_at_spawn_is_default:
+        """A spare started with this session's spawn-time options can serve its first
+        conversation (model and mode are set live)."""
+        if launch.resume is not None:
             return None
-        process = self.spares.take(record.workspace_path)
+        process = self.spares.take(self._spare_profile(
+            Placement(record.home, record.workspace), spec))
         if process is None:
             return None
         try:
@@ -1130,6 +1154,10 @@ class SessionManager:
 
     async def _on_exit(self, process: AgentProcess, exit_: ProcessExit) -> None:
         """A process ended; if nobody is waiting on it (an idle death), record it."""
+        if not exit_.expected and self.spares.owns(process):
+            self.pool.forget_pid(process)
+            self.spares.died(process)
+            return
         for live in self._live.values():
             if live.process is process and live.current is None and not exit_.expected:
                 await self._drop_process(live, process, exit_)
