@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
+import warnings
 from typing import Any
 
 import anyio
@@ -258,6 +260,13 @@ async def test_spares_serve_every_keys_runs_and_stateless_chats(
         return fresh is not victim and fresh.alive
 
     await wait_until(replaced)
+    # The dead spare was stopped too: nothing of its SDK client is left open.
+    await wait_until(lambda: not spares._stopping)
+    del victim
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert not [w for w in caught if "Unclosed" in str(w.message)]
 
 
 async def test_a_refused_prompt_leaves_the_workspace_free(start_gateway: Any) -> None:

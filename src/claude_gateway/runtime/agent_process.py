@@ -170,10 +170,17 @@ class AgentProcess:
     async def stop(self) -> None:
         """Stop the CLI (terminate, then kill) and wait for the reader to finish."""
         self._stopping = True
+        # The SDK closes its message stream only when disconnect() gets that far; a
+        # process that died, or a stop that was cancelled, would leave it open.
+        query = getattr(self.client, "_query", None)
         try:
             await self.client.disconnect()
         except Exception:  # a dead process may fail to close cleanly; it is gone either way
             logger.debug("disconnect failed", exc_info=True)
+        finally:
+            if query is not None:
+                with contextlib.suppress(Exception):
+                    query.close_receive_stream()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -92,6 +92,8 @@ class SparePool:
             candidate = ready.pop(0)
             if candidate.alive:
                 process = candidate
+            else:
+                self._stop_later(candidate)  # dead, but its SDK client still holds streams
         if process is not None:
             self.adopted += 1
         self._refill(profile.key)
@@ -102,6 +104,7 @@ class SparePool:
         for key, ready in self._ready.items():
             if process in ready:
                 ready.remove(process)
+                self._stop_later(process)  # release what its SDK client holds
                 self._refill(key)
                 return
 
@@ -139,7 +142,9 @@ class SparePool:
         failures = 0
         while not self._closed and failures < 3 and key in self._profiles:
             ready = self._ready[key]
-            ready[:] = [p for p in ready if p.alive]
+            for dead in [p for p in ready if not p.alive]:
+                ready.remove(dead)
+                self._stop_later(dead)
             if len(ready) >= self.size:
                 return
             process = await self._start(self._profiles[key])
