@@ -252,17 +252,18 @@ async def test_spares_serve_every_keys_runs_and_stateless_chats(
     spares = gateway.app.state.sessions.spares
     (victim,) = [p for profile in spares.profiles if profile.workspace == "default"
                  for p in spares._ready[profile.key]]
-    os.kill(victim.pid, signal.SIGKILL)
+    victim_pid = victim.pid
+    del victim  # the pool alone holds it now
+    os.kill(victim_pid, signal.SIGKILL)
 
     async def replaced() -> bool:
-        (fresh,) = [p for profile in spares.profiles if profile.workspace == "default"
-                    for p in spares._ready[profile.key]] or [victim]
-        return fresh is not victim and fresh.alive
+        ready = [p for profile in spares.profiles if profile.workspace == "default"
+                 for p in spares._ready[profile.key]]
+        return len(ready) == 1 and ready[0].pid != victim_pid and ready[0].alive
 
     await wait_until(replaced)
     # The dead spare was stopped too: nothing of its SDK client is left open.
     await wait_until(lambda: not spares._stopping)
-    del victim
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gc.collect()
