@@ -13,6 +13,11 @@ model answers instantly, so the numbers are the gateway's and the CLI's own cost
   (e) interrupt of a streaming turn until turn.interrupted       target < 1 s
   (f) a run in the default workspace with a spare process
       vs a run that spawns its CLI                               target <= 0.6
+  (g) a stateless OpenAI chat completion, and a run by an API key in its own default
+      workspace, with spare processes vs spawning the CLI        target <= 0.6
+  (h) gateway RSS after 10,000 runs (and at 2,500 and 5,000), the agents being fakes
+      so that only the gateway's own state counts; and after 300 runs of the real CLI
+                                                                 target: flat
 """
 
 from __future__ import annotations
@@ -278,6 +283,111 @@ async def bench_runs(scratch: Path, mock: MockModelServer, runs: int) -> dict[st
     return results
 
 
+async def wait_for_spare(client: httpx.AsyncClient, workspace: str) -> None:
+    """Let the pool refill, as it would between real requests."""
+    for _ in range(1200):
+        if (await client.get("/v1/status")).json()["spares"].get(workspace) == 1:
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"no spare for {workspace}")
+
+
+async def bench_spare_surfaces(scratch: Path, mock: MockModelServer, runs: int
+                               ) -> dict[str, list[float]]:
+    """Stateless OpenAI completions and keyed runs: with spares vs spawning each CLI."""
+    results: dict[str, list[float]] = {}
+    admin, user = "bench-admin-0123456789abcdef", "bench-user-0123456789abcdef"
+    keys = json.dumps([{"name": "root", "key": admin, "admin": True},
+                       {"name": "user", "key": user}])
+    for name, spares in (("spare", "1"), ("spawn", "0")):
+        (scratch / f"g-{name}").mkdir(exist_ok=True)
+        gateway = GatewayProcess(scratch / f"g-{name}", mock, spare_processes=spares,
+                                 max_spare_processes="4", max_processes="4", api_keys=keys,
+                                 rate_limit="100000/minute")
+        chats, keyed = [], []
+        try:
+            await gateway.wait()
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=60, headers={
+                    "Authorization": f"Bearer {admin}"}) as watcher, httpx.AsyncClient(
+                    base_url=gateway.url, timeout=60,
+                    headers={"Authorization": f"Bearer {user}"}) as client:
+                # One of each first: the pool learns the key's profiles from use.
+                await client.post("/v1/runs", json={"prompt": "@reply learn"})
+                await client.post("/v1/chat/completions", json={
+                    "model": "sonnet", "messages": [{"role": "user", "content": "learn"}]})
+                for i in range(runs):
+                    if spares != "0":
+                        await wait_for_spare(watcher, "user/openai")
+                    chats.append(await timed(lambda i=i: client.post(
+                        "/v1/chat/completions", json={"model": "sonnet", "messages": [
+                            {"role": "user", "content": f"@reply c{i}"}]})))
+                    if spares != "0":
+                        await wait_for_spare(watcher, "user/default")
+                    keyed.append(await timed(lambda i=i: client.post(
+                        "/v1/runs", json={"prompt": f"@reply r{i}"})))
+        finally:
+            gateway.stop()
+        results[f"chat_{name}"] = chats
+        results[f"keyed_{name}"] = keyed
+    return results
+
+
+def fake_gateway_process(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    directory.mkdir(exist_ok=True)
+    env = {**os.environ, "CLAUDE_GATEWAY_DATA_DIR": str(directory / "data"),
+           "CLAUDE_GATEWAY_WORKSPACE_ROOT": str(directory / "ws"),
+           "CLAUDE_GATEWAY_SPARE_PROCESSES": "0", "CLAUDE_GATEWAY_LOG_LEVEL": "WARNING",
+           "CLAUDE_GATEWAY_RATE_LIMIT": "10000000/minute"}
+    return subprocess.Popen([sys.executable, str(Path(__file__).parent / "fake_gateway.py"),
+                             str(port)], env=env, cwd=directory, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+async def bench_soak(scratch: Path, mock: MockModelServer, fake_runs: int, real_runs: int
+                     ) -> dict[str, Any]:
+    """Gateway RSS as runs pile up: 10,000 with fake agents, a few hundred real ones."""
+    port = free_port()
+    fake = fake_gateway_process(scratch / "soak-fake", port)
+    samples: dict[int, int] = {}
+    started = time.perf_counter()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            for _ in range(600):
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            marks = {fake_runs // 20, fake_runs // 4, fake_runs // 2, fake_runs}
+            for i in range(1, fake_runs + 1):
+                run = (await client.post("/v1/runs", json={"prompt": f"@reply {i}"})).json()
+                assert run["status"] == "completed", run
+                if i in marks:
+                    samples[i] = rss_kib(fake.pid)
+    finally:
+        fake.send_signal(signal.SIGTERM)
+        fake.wait(timeout=60)
+    fake_seconds = time.perf_counter() - started
+    (scratch / "soak-real").mkdir(exist_ok=True)
+    gateway = GatewayProcess(scratch / "soak-real", mock, spare_processes="1",
+                             max_processes="4")
+    real: dict[int, int] = {}
+    try:
+        await gateway.wait()
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+            marks = {real_runs // 6, real_runs // 2, real_runs}
+            for i in range(1, real_runs + 1):
+                run = (await client.post("/v1/runs", json={"prompt": f"@reply {i}"})).json()
+                assert run["status"] == "completed", run
+                if i in marks:
+                    real[i] = rss_kib(gateway.process.pid)
+    finally:
+        gateway.stop()
+    return {"fake_rss_kib": samples, "fake_seconds": round(fake_seconds, 1),
+            "real_rss_kib": real}
+
+
 def median_ms(values: list[float]) -> float:
     return round(statistics.median(values) * 1000, 1)
 
@@ -286,6 +396,7 @@ async def main(quick: bool) -> dict[str, Any]:
     scratch = isolate()
     turns, resumes, firsts, idle, interrupts, runs = (
         (5, 2, 2, 50, 2, 2) if quick else (30, 8, 6, 300, 5, 6))
+    fake_runs, real_runs = (400, 30) if quick else (10_000, 300)
     mock = MockModelServer(MockModel()).start()
     gateway = GatewayProcess(scratch, mock, max_processes="4")
     try:
@@ -298,6 +409,8 @@ async def main(quick: bool) -> dict[str, Any]:
         gateway.stop()
     memory = await bench_idle_memory(scratch, mock, idle)
     run_times = await bench_runs(scratch, mock, runs)
+    surfaces = await bench_spare_surfaces(scratch, mock, runs)
+    soak = await bench_soak(scratch, mock, fake_runs, real_runs)
     mock.stop()
 
     rows = [
@@ -309,16 +422,21 @@ async def main(quick: bool) -> dict[str, Any]:
          median_ms(first["spawn_at_message"]), "<= 0.6"),
         ("f", "run: with a spare process / spawning one", median_ms(run_times["spare"]),
          median_ms(run_times["spawn"]), "<= 0.6"),
+        ("g1", "OpenAI stateless chat: spare / spawning", median_ms(surfaces["chat_spare"]),
+         median_ms(surfaces["chat_spawn"]), "<= 0.6"),
+        ("g2", "keyed run, own workspace: spare / spawning",
+         median_ms(surfaces["keyed_spare"]), median_ms(surfaces["keyed_spawn"]), "<= 0.6"),
     ]
     machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     results: dict[str, Any] = {"machine": machine,
                                "runs": {"turns": turns, "resumes": resumes, "first": firsts,
                                         "idle_sessions": idle, "interrupts": interrupts,
-                                        "runs": runs},
+                                        "runs": runs, "soak_fake": fake_runs,
+                                        "soak_real": real_runs},
                                "comparisons": [], "raw": {
                                    "warm": warm, "resume": resume, "first": first,
                                    "interrupt": interrupt, "memory": memory,
-                                   "runs": run_times}}
+                                   "runs": run_times, "surfaces": surfaces, "soak": soak}}
     print(f"{'':3}{'comparison':48}{'ours ms':>10}{'theirs ms':>11}{'ratio':>8}  target")
     for key, name, ours, theirs, target in rows:
         ratio = round(ours / theirs, 3)
@@ -337,6 +455,15 @@ async def main(quick: bool) -> dict[str, Any]:
     results["interrupt_ms"] = interrupt_ms
     print(f"(e) interrupt to turn.interrupted: median {interrupt_ms} ms  target < 1000 ms "
           f"{'met' if interrupt_ms < 1000 else 'NOT MET'}")
+    fake_rss = {k: round(v / 1024, 1) for k, v in soak["fake_rss_kib"].items()}
+    real_rss = {k: round(v / 1024, 1) for k, v in soak["real_rss_kib"].items()}
+    results["soak_rss_mb"] = {"fake": fake_rss, "real": real_rss}
+    first_mark, last_mark = min(fake_rss), max(fake_rss)
+    growth = fake_rss[last_mark] - fake_rss[first_mark]
+    print(f"(h) gateway RSS by runs (fake agents, {soak['fake_seconds']} s): "
+          + ", ".join(f"{k}: {v} MB" for k, v in sorted(fake_rss.items()))
+          + f"; growth {first_mark}..{last_mark}: {growth:.1f} MB")
+    print("    real CLI: " + ", ".join(f"{k}: {v} MB" for k, v in sorted(real_rss.items())))
     immediate = median_ms(first["immediate"])
     results["create_and_send_immediately_ms"] = immediate
     print(f"    (create + send at once, no gap to hide the start-up: {immediate} ms)")

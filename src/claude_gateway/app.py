@@ -35,9 +35,11 @@ from claude_gateway.api.security import (
     SecurityHeadersMiddleware,
 )
 from claude_gateway.events.log import EventLog
+from claude_gateway.runtime.agent import AgentFactory
 from claude_gateway.runtime.cli_binary import die_with_parent_launcher, find_cli
 from claude_gateway.runtime.environment import cli_environment
 from claude_gateway.runtime.instance_lock import InstanceLock
+from claude_gateway.runtime.sdk_agent import sdk_agent_factory
 from claude_gateway.services.auth import KeyRing
 from claude_gateway.services.files import FileService
 from claude_gateway.services.runs import RunService
@@ -57,8 +59,10 @@ class Runtime:
     cli_env: dict[str, str]
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the gateway application for these settings."""
+def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_factory
+               ) -> FastAPI:
+    """Build the gateway application for these settings (``agent_factory``: what runs an
+    agent; the real CLI unless a test or a benchmark says otherwise)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,7 +87,8 @@ def create_app(settings: Settings) -> FastAPI:
         await store.start()
         events = EventLog(store, subscriber_queue_size=settings.subscriber_queue_size)
         session_manager = SessionManager(settings, store, events, cli_path=cli_path,
-                                         cli_env=cli_env, cli_binary=cli_binary)
+                                         cli_env=cli_env, cli_binary=cli_binary,
+                                         agent_factory=agent_factory)
         await session_manager.start()
         app.state.files = FileService(settings.workspace_root,
                                       max_upload_bytes=settings.max_upload_bytes)

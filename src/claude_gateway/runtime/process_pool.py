@@ -11,7 +11,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from claude_gateway.runtime.agent_process import AgentProcess
+from claude_gateway.runtime.agent import AgentProcess
 from claude_gateway.runtime.instance_lock import owner_alive
 
 logger = logging.getLogger("claude_gateway.runtime")

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_gateway.runtime.agent_process import AgentProcess
+from claude_gateway.runtime.agent import AgentProcess
 
 logger = logging.getLogger("claude_gateway.runtime")
 

@@ -22,7 +22,7 @@ from claude_agent_sdk.types import CanUseTool, PermissionResult, PermissionUpdat
 from claude_gateway.errors import InvalidRequest, PermissionAlreadyResolved, PermissionNotFound
 from claude_gateway.events.envelope import rfc3339
 from claude_gateway.events.log import EventLog
-from claude_gateway.runtime.agent_process import ProcessBinding
+from claude_gateway.runtime.agent import ProcessBinding
 from claude_gateway.storage.base import Store
 from claude_gateway.storage.records import PermissionRecord, StateChange
 

@@ -52,7 +52,12 @@ from claude_gateway.events.normalize import (
     turn_outcome,
     usage_of,
 )
-from claude_gateway.runtime.agent_process import AgentProcess, ProcessBinding, ProcessExit
+from claude_gateway.runtime.agent import (
+    AgentFactory,
+    AgentProcess,
+    ProcessBinding,
+    ProcessExit,
+)
 from claude_gateway.runtime.options import (
     PERMISSION_MODES,
     AgentSpec,
@@ -62,6 +67,7 @@ from claude_gateway.runtime.options import (
 )
 from claude_gateway.runtime.path_fence import PathFence
 from claude_gateway.runtime.process_pool import ProcessPool
+from claude_gateway.runtime.sdk_agent import sdk_agent_factory
 from claude_gateway.runtime.spares import SparePool, SpareProfile
 from claude_gateway.runtime.stderr_tail import StderrTail
 from claude_gateway.services.auth import ANONYMOUS, Principal
@@ -253,11 +259,13 @@ class SessionManager:
 
     def __init__(self, settings: Settings, store: Store, events: EventLog, *,
                  cli_path: Path, cli_env: dict[str, str],
-                 cli_binary: Path | None = None) -> None:
+                 cli_binary: Path | None = None,
+                 agent_factory: AgentFactory = sdk_agent_factory) -> None:
         self.settings = settings
         self.store = store
         self.events = events
         self.cli_path = cli_path
+        self.agent_factory = agent_factory
         self.cli_env = cli_env
         self.transcripts = TranscriptStore(store)
         self.permissions = PermissionBroker(store, events,
@@ -777,13 +785,12 @@ class SessionManager:
             del self._live[live.id]
             self._last_spawn_error.pop(live.id, None)
 
-    @staticmethod
-    def _resting_status(live: LiveSession) -> str:
+    def _resting_status(self, live: LiveSession) -> str:
         if live.process is not None and live.process.alive:
             return "idle"
         if live.spawning is not None and not live.spawning.done():
             return "starting"
-        return "stopped"
+        return "failed" if live.id in self._last_spawn_error else "stopped"
 
     def _respawn_soon(self, live: LiveSession) -> None:
         """After a crash, bring a warm process back (into a free slot only)."""
@@ -1063,6 +1070,7 @@ class SessionManager:
                 await process.stop()
                 return None
             live.process = process
+            self._last_spawn_error.pop(live.id, None)
             await self.pool.attach(live.id, process)
             await self.store.update_session(live.id, status="running" if live.current
                                             else "idle")
@@ -1089,7 +1097,8 @@ class SessionManager:
             allow_bypass=self.settings.allow_bypass_permissions,
             running_as_root=os.geteuid() == 0,
             max_buffer_size=cli_line_limit(self.settings.max_body_bytes))
-        return AgentProcess(options, stderr_tail=tail, on_exit=self._on_exit, binding=binding)
+        return self.agent_factory(options, stderr_tail=tail, on_exit=self._on_exit,
+                                  binding=binding)
 
     def _fence(self, home: str, cwd: Path) -> PathFence:
         root = self.settings.workspace_root
@@ -1148,7 +1157,7 @@ class SessionManager:
         process.binding.session_id = binding.session_id
         process.binding.current_turn = binding.current_turn
         process.binding.non_interactive = binding.non_interactive
-        process.binding.fence = self._fence(record.home, Path(str(process.options.cwd)))
+        process.binding.fence = self._fence(record.home, process.cwd)
         self.pool.forget_pid(process)  # attach() tracks it again under the session
         return process
 

@@ -1,0 +1,186 @@
+"""The session core against fake processes: no CLI, no HTTP, milliseconds per test.
+
+The turn state machine, eviction, spares, crashes, the permission flow, failed starts
+and the reaper, through the SessionManager's own API. The real-CLI tests cover what
+only the real CLI can show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from claude_gateway.events.log import EventLog
+from claude_gateway.services.runs import RunRequest, RunService
+from claude_gateway.services.sessions import SessionCreate, SessionManager
+from claude_gateway.storage.sql import SqlStore
+from claude_gateway.testing.fake_agent import FakeAgents
+from tests.helpers.gateway import make_settings, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Core:
+    manager: SessionManager
+    agents: FakeAgents
+    store: SqlStore
+
+    async def types(self, session_id: str) -> list[str]:
+        return [e.type for e in await self.store.list_events(session_id)]
+
+    async def outcome(self, session_id: str, prompt: str, **kwargs: Any) -> dict[str, Any]:
+        pending = await self.manager.send_message(session_id, None, prompt, **kwargs)
+        with anyio.fail_after(10):
+            return await pending.done
+
+
+@pytest.fixture
+async def core_factory(tmp_path: Path) -> AsyncIterator[Any]:
+    made: list[Core] = []
+
+    async def make(**overrides: Any) -> Core:
+        values: dict[str, Any] = {"spare_processes": 0, "reaper_interval_seconds": 3600}
+        values.update(overrides)
+        settings = make_settings(tmp_path / str(len(made)), **values)
+        settings.data_dir.mkdir(parents=True)
+        store = SqlStore(settings.database_url)
+        await store.start()
+        agents = FakeAgents()
+        manager = SessionManager(settings, store, EventLog(store), cli_path=Path("/fake/claude"),
+                                 cli_env={}, agent_factory=agents)
+        await manager.start()
+        core = Core(manager, agents, store)
+        made.append(core)
+        return core
+
+    yield make
+    for core in made:
+        await core.manager.close()
+        await core.store.close()
+        assert core.agents.live() == []  # nothing outlives the manager
+
+
+async def test_turns_run_in_order_on_one_warm_process(core_factory: Any) -> None:
+    core: Core = await core_factory()
+    record = await core.manager.create(SessionCreate())
+    pendings = [await core.manager.send_message(record.id, None, f"@reply {i}")
+                for i in range(3)]
+    with anyio.fail_after(10):
+        outcomes = [await p.done for p in pendings]
+    assert [o["result"] for o in outcomes] == ["0", "1", "2"]
+    assert len(core.agents.made) == 1 and core.agents.made[0].prompts == [
+        "@reply 0", "@reply 1", "@reply 2"]
+    types = await core.types(record.id)
+    assert types.count("turn.completed") == 3
+    assert types.index("turn.completed") < types.index("turn.started", types.index(
+        "turn.completed"))  # the second turn starts after the first ends
+
+
+async def test_the_least_recently_used_idle_process_makes_room(core_factory: Any) -> None:
+    core: Core = await core_factory(max_processes=1)
+    first = await core.manager.create(SessionCreate())
+    assert (await core.outcome(first.id, "@reply one"))["status"] == "completed"
+    second = await core.manager.create(SessionCreate())
+    assert (await core.outcome(second.id, "@reply two"))["status"] == "completed"
+    stopped = [e.data for e in await core.store.list_events(first.id)
+               if e.type == "process.stopped"]
+    assert stopped == [{"reason": "evicted"}]
+    assert (await core.manager.get(first.id)).status == "stopped"
+    # Its next message resumes the conversation in a new process.
+    assert (await core.outcome(first.id, "@reply back"))["result"] == "back"
+    assert core.agents.made[-1].options.resume is not None
+
+
+async def test_a_crash_fails_only_its_turn_and_the_process_comes_back(
+    core_factory: Any,
+) -> None:
+    core: Core = await core_factory()
+    record = await core.manager.create(SessionCreate())
+    assert (await core.outcome(record.id, "@reply before"))["status"] == "completed"
+    outcome = await core.outcome(record.id, "@crash 137")
+    assert outcome["status"] == "failed"
+    assert outcome["error"]["code"] == "PROCESS_EXITED"
+    assert outcome["error"]["exitCode"] == 137 and "fake crash" in outcome["error"]["stderr"]
+    assert (await core.outcome(record.id, "@reply after"))["result"] == "after"
+    assert len(core.agents.made) == 2
+
+
+async def test_permission_questions_wait_for_an_answer_or_are_denied_by_policy(
+    core_factory: Any,
+) -> None:
+    core: Core = await core_factory()
+    record = await core.manager.create(SessionCreate())
+    pending = await core.manager.send_message(record.id, None,
+                                              '@ask Write {"file_path": "a"}\n@reply done')
+    await wait_until(lambda: core.manager.permissions.waiting(record.id))
+    (asked,) = core.manager.permissions.waiting(record.id)
+    await core.manager.permissions.answer(record.id, asked["requestId"], decision="allow")
+    with anyio.fail_after(10):
+        assert (await pending.done)["result"] == "done"
+    silent = await core.manager.create(SessionCreate(non_interactive=True))
+    assert (await core.outcome(silent.id, '@ask Bash {"command": "ls"}'))["status"] == (
+        "completed")
+    resolved = [e.data for e in await core.store.list_events(silent.id)
+                if e.type == "permission.resolved"]
+    assert [(r["status"], r["by"]) for r in resolved] == [("denied", "policy")]
+
+
+async def test_a_cli_that_cannot_start_fails_the_session_and_its_turn(
+    core_factory: Any,
+) -> None:
+    core: Core = await core_factory()
+    core.agents.fail_starts = 2  # the pre-start and the start for the message
+    record = await core.manager.create(SessionCreate())
+    outcome = await core.outcome(record.id, "@reply never")
+    assert outcome["error"]["code"] == "PROCESS_START_FAILED"
+    assert "told not to start" in outcome["error"]["stderr"]
+    assert (await core.manager.get(record.id)).status == "failed"
+    assert (await core.outcome(record.id, "@reply now"))["result"] == "now"
+
+
+async def test_interrupt_ends_a_hanging_turn(core_factory: Any) -> None:
+    core: Core = await core_factory()
+    record = await core.manager.create(SessionCreate())
+    pending = await core.manager.send_message(record.id, None, "@hang")
+    await wait_until(lambda: bool(core.agents.made and core.agents.made[0].prompts))
+    assert await core.manager.interrupt(record.id, None) is True
+    with anyio.fail_after(10):
+        assert (await pending.done)["status"] == "interrupted"
+    assert await core.manager.interrupt(record.id, None) is False
+
+
+async def test_the_reaper_stops_idle_processes_and_expires_old_sessions(
+    core_factory: Any,
+) -> None:
+    core: Core = await core_factory(idle_timeout_seconds=0.001, session_ttl_seconds=3600)
+    record = await core.manager.create(SessionCreate())
+    assert (await core.outcome(record.id, "@reply hi"))["status"] == "completed"
+    await core.manager.reap()  # the reaper's pass, now, instead of waiting for it
+    assert (await core.manager.get(record.id)).status == "stopped"
+    assert core.agents.live() == []
+    from datetime import UTC, datetime, timedelta
+
+    await core.store.update_session(record.id, expires_at=datetime.now(UTC) - timedelta(1))
+    await core.manager.reap()
+    assert (await core.manager.get(record.id)).status == "expired"
+    assert core.manager.live_sessions() == {}
+
+
+async def test_runs_adopt_spares_and_the_pool_refills(core_factory: Any) -> None:
+    core: Core = await core_factory(spare_processes=1)
+    runs = RunService(core.manager)
+    await wait_until(lambda: core.manager.spares.ready(core.manager.spares.profiles[0].key))
+    record, pending = await runs.start(RunRequest(prompt="@reply from a spare"))
+    with anyio.fail_after(10):
+        assert (await pending.done)["result"] == "from a spare"
+    started = [e.data for e in await core.store.list_events(record.id)
+               if e.type == "process.started"]
+    assert started[0]["spare"] is True
+    await wait_until(lambda: core.manager.spares.ready(core.manager.spares.profiles[0].key))
+    await runs.close()
