@@ -283,13 +283,15 @@ async def bench_runs(scratch: Path, mock: MockModelServer, runs: int) -> dict[st
     return results
 
 
-async def wait_for_spare(client: httpx.AsyncClient, workspace: str) -> None:
-    """Let the pool refill, as it would between real requests."""
+async def wait_for_spares(client: httpx.AsyncClient, *workspaces: str) -> None:
+    """Let the pool refill every profile, as it would between real requests (a refill
+    still spawning would share the CPU with the request being timed)."""
     for _ in range(1200):
-        if (await client.get("/v1/status")).json()["spares"].get(workspace) == 1:
+        spares = (await client.get("/v1/status")).json()["spares"]
+        if all(spares.get(workspace) == 1 for workspace in workspaces):
             return
         await asyncio.sleep(0.05)
-    raise RuntimeError(f"no spare for {workspace}")
+    raise RuntimeError(f"no spare for {workspaces}")
 
 
 async def bench_spare_surfaces(scratch: Path, mock: MockModelServer, runs: int
@@ -317,12 +319,12 @@ async def bench_spare_surfaces(scratch: Path, mock: MockModelServer, runs: int
                     "model": "sonnet", "messages": [{"role": "user", "content": "learn"}]})
                 for i in range(runs):
                     if spares != "0":
-                        await wait_for_spare(watcher, "user/openai")
+                        await wait_for_spares(watcher, "user/openai", "user/default")
                     chats.append(await timed(lambda i=i: client.post(
                         "/v1/chat/completions", json={"model": "sonnet", "messages": [
                             {"role": "user", "content": f"@reply c{i}"}]})))
                     if spares != "0":
-                        await wait_for_spare(watcher, "user/default")
+                        await wait_for_spares(watcher, "user/openai", "user/default")
                     keyed.append(await timed(lambda i=i: client.post(
                         "/v1/runs", json={"prompt": f"@reply r{i}"})))
         finally:

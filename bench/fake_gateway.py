@@ -17,5 +17,5 @@ from claude_gateway.testing.fake_agent import FakeAgents
 
 if __name__ == "__main__":
     settings = load_settings(port=int(sys.argv[1]))
-    uvicorn.run(create_app(settings, agent_factory=FakeAgents()), host="127.0.0.1",
+    uvicorn.run(create_app(settings, agent_factory=FakeAgents(remember=False)), host="127.0.0.1",
                 port=settings.port, log_config=None, access_log=False)

@@ -225,9 +225,11 @@ class FakeAgentProcess:
 
 
 class FakeAgents:
-    """An AgentFactory of fake processes; remembers them, and can refuse to start some."""
+    """An AgentFactory of fake processes; remembers them (unless ``remember`` is false,
+    for a long-running gateway), and can refuse to start some."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, remember: bool = True) -> None:
+        self.remember = remember
         self.made: list[FakeAgentProcess] = []
         self.fail_starts = 0
         """How many of the next starts fail."""
@@ -238,7 +240,8 @@ class FakeAgents:
         self.fail_starts = max(0, self.fail_starts - 1)
         process = FakeAgentProcess(options, stderr_tail=stderr_tail, on_exit=on_exit,
                                    binding=binding, fail_start=fail)
-        self.made.append(process)
+        if self.remember:
+            self.made.append(process)
         return process
 
     def live(self) -> list[FakeAgentProcess]:
