@@ -20,6 +20,7 @@ from claude_gateway.services.runs import RunRequest, RunService
 from claude_gateway.services.sessions import SessionCreate, SessionManager
 from claude_gateway.storage.sql import SqlStore
 from claude_gateway.testing.fake_agent import FakeAgents
+from claude_gateway.wire import turn_result_to_api
 from tests.helpers.gateway import make_settings, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -37,7 +38,7 @@ class Core:
     async def outcome(self, session_id: str, prompt: str, **kwargs: Any) -> dict[str, Any]:
         pending = await self.manager.send_message(session_id, None, prompt, **kwargs)
         with anyio.fail_after(10):
-            return await pending.done
+            return turn_result_to_api(await pending.done)
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ async def test_turns_run_in_order_on_one_warm_process(core_factory: Any) -> None
                 for i in range(3)]
     with anyio.fail_after(10):
         outcomes = [await p.done for p in pendings]
-    assert [o["result"] for o in outcomes] == ["0", "1", "2"]
+    assert [o.result for o in outcomes] == ["0", "1", "2"]
     assert len(core.agents.made) == 1 and core.agents.made[0].prompts == [
         "@reply 0", "@reply 1", "@reply 2"]
     types = await core.types(record.id)
@@ -122,7 +123,7 @@ async def test_permission_questions_wait_for_an_answer_or_are_denied_by_policy(
     (asked,) = core.manager.permissions.waiting(record.id)
     await core.manager.permissions.answer(record.id, asked["requestId"], decision="allow")
     with anyio.fail_after(10):
-        assert (await pending.done)["result"] == "done"
+        assert (await pending.done).result == "done"
     silent = await core.manager.create(SessionCreate(non_interactive=True))
     assert (await core.outcome(silent.id, '@ask Bash {"command": "ls"}'))["status"] == (
         "completed")
@@ -151,7 +152,7 @@ async def test_interrupt_ends_a_hanging_turn(core_factory: Any) -> None:
     await wait_until(lambda: bool(core.agents.made and core.agents.made[0].prompts))
     assert await core.manager.interrupt(record.id, None) is True
     with anyio.fail_after(10):
-        assert (await pending.done)["status"] == "interrupted"
+        assert (await pending.done).status == "interrupted"
     assert await core.manager.interrupt(record.id, None) is False
 
 
@@ -174,13 +175,14 @@ async def test_the_reaper_stops_idle_processes_and_expires_old_sessions(
 
 async def test_runs_adopt_spares_and_the_pool_refills(core_factory: Any) -> None:
     core: Core = await core_factory(spare_processes=1)
-    runs = RunService(core.manager)
-    await wait_until(lambda: core.manager.spares.ready(core.manager.spares.profiles[0].key))
+    runs = RunService(core.manager, core.manager.store)
+    spares = core.manager.supervisor.spares
+    await wait_until(lambda: spares.ready(spares.profiles[0].key))
     record, pending = await runs.start(RunRequest(prompt="@reply from a spare"))
     with anyio.fail_after(10):
-        assert (await pending.done)["result"] == "from a spare"
+        assert (await pending.done).result == "from a spare"
     started = [e.data for e in await core.store.list_events(record.id)
                if e.type == "process.started"]
     assert started[0]["spare"] is True
-    await wait_until(lambda: core.manager.spares.ready(core.manager.spares.profiles[0].key))
+    await wait_until(lambda: spares.ready(spares.profiles[0].key))
     await runs.close()

@@ -16,19 +16,8 @@ pytestmark = [pytest.mark.cli, pytest.mark.anyio]
 def in_memory(gateway: Gateway) -> dict[str, int]:
     """The size of every per-session map the gateway keeps."""
     state = gateway.app.state
-    manager = state.sessions
-    return {
-        "live sessions": len(manager.live_sessions()),
-        "naming locks": len(manager._naming),
-        "spawn errors": len(manager._last_spawn_error),
-        "stopping": len(manager._stopping),
-        "event log locks": len(state.events._locks),
-        "subscribers": state.events.subscriber_count(),
-        "waiting permissions": len(manager.permissions._waiting),
-        "workspace locks": len(manager.locks.busy()),
-        "processes": len(manager.pool.live),
-        "run finishers": len(state.runs._finishers),
-    }
+    return {**state.sessions.footprint(), **state.events.footprint(),
+            **state.runs.footprint()}
 
 
 async def test_runs_and_ended_sessions_leave_nothing_behind(start_gateway: Any) -> None:
@@ -55,4 +44,4 @@ async def test_runs_and_ended_sessions_leave_nothing_behind(start_gateway: Any) 
             assert (await client.delete(f"/v1/sessions/{session_id}")).status_code == 204
         # Every run, chat and session above is over; only the spare process may remain.
         await wait_until(lambda: in_memory(gateway) == baseline, within=30)
-    assert gateway.app.state.sessions.spares.ready("default") <= 1
+    assert gateway.app.state.sessions.supervisor.spares.ready("default") <= 1

@@ -249,7 +249,7 @@ async def test_spares_serve_every_keys_runs_and_stateless_chats(
     assert mock_model.model.requests[0].model == "claude-picked-live"  # set live
     assert mock_model.model.requests[-1].system_text.strip().endswith("Be terse.")
     # A spare that dies is replaced at once, not at the next run.
-    spares = gateway.app.state.sessions.spares
+    spares = gateway.app.state.sessions.supervisor.spares
     (victim,) = [p for profile in spares.profiles if profile.workspace == "default"
                  for p in spares._ready[profile.key]]
     victim_pid = victim.pid

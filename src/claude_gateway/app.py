@@ -98,7 +98,7 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
         keyring = KeyRing(store, settings)
         await keyring.refresh(force=True)
         app.state.keyring = keyring
-        run_service = RunService(session_manager)
+        run_service = RunService(session_manager, store)
         app.state.runs = run_service
         logger.info(
             "gateway started",

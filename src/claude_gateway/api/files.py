@@ -15,6 +15,7 @@ from claude_gateway.api.models import ErrorOut, error_responses
 from claude_gateway.api.principals import owner_filter
 from claude_gateway.errors import InvalidRequest
 from claude_gateway.services.files import FileService
+from claude_gateway.wire import file_entry_to_api
 
 router = APIRouter(prefix="/v1/files", tags=["files"],
                    responses=error_responses(ErrorOut))
@@ -54,7 +55,7 @@ async def read_root(request: Request) -> Any:
     service = files(request)
     target, _ = await run_in_threadpool(service.stat, "")
     entries = await run_in_threadpool(service.list_dir, target)
-    return {"path": "", "entries": [e.to_api() for e in entries]}
+    return {"path": "", "entries": [file_entry_to_api(e) for e in entries]}
 
 
 @router.get("/{path:path}", response_model=DirectoryOut, responses={
@@ -68,7 +69,8 @@ async def read(request: Request, path: str) -> Any:
     target, info = service.stat(path)
     if stat.S_ISDIR(info.st_mode):
         entries = service.list_dir(target)
-        return {"path": service.relative(target), "entries": [e.to_api() for e in entries]}
+        return {"path": service.relative(target),
+                "entries": [file_entry_to_api(e) for e in entries]}
     media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     return FileResponse(target, media_type=media_type, stat_result=info,
                         content_disposition_type="inline", filename=target.name)

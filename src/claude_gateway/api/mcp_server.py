@@ -45,13 +45,19 @@ from claude_gateway.api.principals import owner_filter
 from claude_gateway.api.principals import principal_of as request_principal
 from claude_gateway.api.runs import RunOut, cancel_quietly
 from claude_gateway.errors import GatewayError, InvalidRequest, IsADirectory, PayloadTooLarge
-from claude_gateway.events.envelope import rfc3339
 from claude_gateway.services.auth import Principal
 from claude_gateway.services.files import FileService
-from claude_gateway.services.runs import RunRequest, RunService, run_result
-from claude_gateway.services.sessions import PendingTurn, SessionCreate, SessionManager
+from claude_gateway.services.runs import RunRequest, RunService
+from claude_gateway.services.sessions import (
+    PendingTurn,
+    SessionCreate,
+    SessionManager,
+    TurnOutcome,
+    TurnStatus,
+)
 from claude_gateway.settings import Settings
 from claude_gateway.storage.records import EventRecord
+from claude_gateway.wire import file_entry_to_api, rfc3339, run_to_api, turn_result_to_api
 
 logger = logging.getLogger("claude_gateway.mcp")
 
@@ -164,9 +170,9 @@ async def report_turn_progress(ctx: Context, sessions: SessionManager, session_i
 
 async def wait_for_turn(ctx: Context, sessions: SessionManager, session_id: str,
                         pending: PendingTurn, within: float | None = None
-                        ) -> dict[str, Any] | None:
+                        ) -> TurnOutcome | None:
     """The turn's outcome (None if ``within`` seconds pass first), reporting its progress."""
-    outcome: dict[str, Any] | None = None
+    outcome: TurnOutcome | None = None
     async with anyio.create_task_group() as group:
         if wants_progress(ctx):
             group.start_soon(report_turn_progress, ctx, sessions, session_id, pending)
@@ -181,24 +187,21 @@ async def wait_for_turn(ctx: Context, sessions: SessionManager, session_id: str,
     return outcome
 
 
-def turn_result(outcome: dict[str, Any], structured: dict[str, Any]) -> types.CallToolResult:
+def turn_result(outcome: TurnOutcome, structured: dict[str, Any]) -> types.CallToolResult:
     """A finished turn as a tool result: its answer as text, every detail as structured content.
 
     A failed or interrupted turn is a tool error whose text names the reason.
     """
-    status = outcome.get("status")
     details = {k: v for k, v in structured.items() if k != "result"}
     details_block = types.TextContent(type="text", text=json.dumps(details, default=str))
-    if status == "completed":
-        answer = outcome.get("result")
-        if answer is None and outcome.get("structuredOutput") is not None:
-            answer = json.dumps(outcome["structuredOutput"])
+    if outcome.status is TurnStatus.COMPLETED:
         return types.CallToolResult(
-            content=[types.TextContent(type="text", text=answer or ""), details_block],
+            content=[types.TextContent(type="text", text=outcome.answer), details_block],
             structured_content=structured)
-    error = outcome.get("error") or {}
-    if status == "interrupted":
-        reason = f"INTERRUPTED: the turn was interrupted ({outcome.get('reason', 'stopped')})"
+    error = outcome.error or {}
+    if outcome.status is TurnStatus.INTERRUPTED:
+        reason = ("INTERRUPTED: the turn was interrupted "
+                  f"({outcome.data.get('reason', 'stopped')})")
     else:
         reason = f"{error.get('code', 'TURN_FAILED')}: {error.get('message', 'the turn failed')}"
     return types.CallToolResult(content=[types.TextContent(type="text", text=reason),
@@ -255,10 +258,11 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
                 with anyio.CancelScope(shield=True):
                     await cancel_quietly(runs, record.id, owner)
             raise
-        assert outcome is not None
+        if outcome is None:  # wait_for_turn without a time limit returns the outcome
+            raise RuntimeError("a run's turn ended without an outcome")
         with tool_errors():
             record = await sessions.get(record.id)
-        return turn_result(outcome, run_result(record, outcome))
+        return turn_result(outcome, run_to_api(record, outcome))
 
     @server.tool()
     async def create_session(
@@ -311,7 +315,7 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=json.dumps(waiting))],
                 structured_content=waiting)
-        return turn_result(outcome, outcome)
+        return turn_result(outcome, turn_result_to_api(outcome))
 
     @server.tool(annotations=types.ToolAnnotations(read_only_hint=True))
     async def get_messages(
@@ -350,7 +354,7 @@ def build_server(sessions: SessionManager, runs: RunService, files: FileService,
                                      code="NOT_A_DIRECTORY", details={"path": path})
             entries = files_.list_dir(target)
         return DirectoryOut.model_validate({"path": files_.relative(target),
-                                            "entries": [e.to_api() for e in entries]})
+                                            "entries": [file_entry_to_api(e) for e in entries]})
 
     @server.tool(annotations=types.ToolAnnotations(read_only_hint=True))
     async def read_file(

@@ -31,7 +31,12 @@ from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS
 from claude_gateway.services import openai_compat as oa
 from claude_gateway.services.prompts import ImageBlockIn, TextBlockIn
 from claude_gateway.services.runs import RunRequest, RunService
-from claude_gateway.services.sessions import PendingTurn, SessionCreate, SessionManager
+from claude_gateway.services.sessions import (
+    PendingTurn,
+    SessionCreate,
+    SessionManager,
+    TurnOutcome,
+)
 from claude_gateway.settings import Settings
 from claude_gateway.storage.records import EventRecord
 
@@ -174,10 +179,10 @@ async def chat_completions(request: Request, body: oa.ChatRequest) -> Any:
                           structured=schema is not None, cancel=cancel),
             ping=max(1, int(settings.sse_ping_seconds)), headers=headers)
     outcome = await outcome_of(request, pending, cancel)
-    if outcome["status"] == "failed":
-        return failure_response(outcome.get("error") or {}, headers)
+    if outcome.failed:
+        return failure_response(outcome.error or {}, headers)
     # The model that answered: the CLI's full name for it when the turn reported one.
-    used = outcome.get("model") or model
+    used = outcome.data.get("model") or model
     return JSONResponse(oa.completion(cid, used, outcome), headers=headers)
 
 
@@ -270,10 +275,10 @@ async def stream_chunks(events: AsyncIterator[EventRecord], pending: PendingTurn
                 finished = True
                 return
             elif event.type in ("turn.completed", "turn.interrupted"):
-                if structured and payload.get("structuredOutput") is not None:
-                    yield data(oa.chunk(cid, model, created,
-                                        {"content": oa.answer_text(payload)}))
-                yield data(oa.chunk(cid, model, created, {}, oa.finish_reason(payload)))
+                outcome = TurnOutcome.of_event(event)
+                if structured and outcome.structured_output is not None:
+                    yield data(oa.chunk(cid, model, created, {"content": outcome.answer}))
+                yield data(oa.chunk(cid, model, created, {}, oa.finish_reason(outcome)))
                 if include_usage:
                     yield data(oa.usage_chunk(cid, model, created, payload.get("usage")))
                 yield {"data": "[DONE]"}

@@ -14,7 +14,7 @@ from claude_gateway.api.models import (
     error_responses,
 )
 from claude_gateway.api.sessions import manager, owner_of
-from claude_gateway.services.permissions import permission_to_api
+from claude_gateway.wire import permission_to_api
 
 router = APIRouter(prefix="/v1/sessions", tags=["permissions"],
                    responses=error_responses(ErrorOut))

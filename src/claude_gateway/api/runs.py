@@ -28,9 +28,10 @@ from claude_gateway.api.models import (
 from claude_gateway.api.sessions import caller_of, owner_of
 from claude_gateway.api.sse import event_stream_response
 from claude_gateway.services.prompts import Prompt
-from claude_gateway.services.runs import RunRequest, RunService, run_result
-from claude_gateway.services.sessions import CURSOR_PATTERN, PendingTurn
+from claude_gateway.services.runs import RunRequest, RunService
+from claude_gateway.services.sessions import CURSOR_PATTERN, PendingTurn, TurnOutcome, TurnStatus
 from claude_gateway.storage.records import EventRecord
+from claude_gateway.wire import run_to_api
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"],
                    responses=error_responses(ErrorOut))
@@ -122,18 +123,18 @@ async def create_run(request: Request, body: Annotated[RunBody, Body()]) -> Any:
     headers = {"X-Run-Id": record.id}
     if body.detach:
         # Nobody waits: the id now, the result later from GET /v1/runs/{runId}.
-        started = run_result(record, {"status": "queued", "turnId": pending.id})
+        started = run_to_api(record, TurnOutcome(pending.id, TurnStatus.QUEUED, {}))
         return JSONResponse({**started, "statusUrl": f"/v1/runs/{record.id}",
                              "eventsUrl": f"/v1/sessions/{record.id}/events"},
                             status_code=202, headers=headers)
     outcome = await outcome_of(request, pending, functools.partial(
         cancel_quietly, service, record.id, owner))
     record = await service.sessions.get(record.id)
-    return JSONResponse(run_result(record, outcome), headers=headers)
+    return JSONResponse(run_to_api(record, outcome), headers=headers)
 
 
 async def outcome_of(request: Request, pending: PendingTurn,
-                     cancel: Callable[[], Awaitable[None]] | None) -> dict[str, Any]:
+                     cancel: Callable[[], Awaitable[None]] | None) -> TurnOutcome:
     """Wait for a turn's outcome; if the client goes away first, ``cancel`` (when given)
     and then wait for the outcome the cancellation brings."""
     while True:
@@ -162,14 +163,15 @@ async def list_runs(
     """Your runs, newest first (``status``: the run's turn)."""
     page, next_cursor = await runs(request).list(owner_of(request), status=status,
                                                  limit=limit, cursor=cursor)
-    return {"runs": page, "nextCursor": next_cursor}
+    return {"runs": [run_to_api(record, outcome) for record, outcome in page],
+            "nextCursor": next_cursor}
 
 
 @router.get("/{run_id}", response_model=RunOut, responses={404: {"description":
                                                                  "`RUN_NOT_FOUND`"}})
 async def get_run(request: Request, run_id: str) -> JSONResponse:
     """A run's state and, once it has finished, its result."""
-    return JSONResponse(await runs(request).get(run_id, owner_of(request)),
+    return JSONResponse(run_to_api(*await runs(request).get(run_id, owner_of(request))),
                         headers={"X-Run-Id": run_id})
 
 

@@ -27,7 +27,6 @@ from claude_gateway.api.models import (
 from claude_gateway.api.principals import owner_filter, principal_of
 from claude_gateway.api.sse import event_stream_response
 from claude_gateway.errors import InvalidCursor
-from claude_gateway.events.envelope import envelope, rfc3339
 from claude_gateway.services.auth import Principal
 from claude_gateway.services.sessions import (
     CURSOR_PATTERN,
@@ -35,6 +34,7 @@ from claude_gateway.services.sessions import (
     SessionCreate,
     SessionManager,
 )
+from claude_gateway.wire import envelope, rfc3339, turn_result_to_api
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"],
                    responses=error_responses(ErrorOut))
@@ -141,7 +141,7 @@ async def send_message(request: Request, session_id: str, body: MessageBody) -> 
     timeout = (body.timeout_ms / 1000 if body.timeout_ms is not None
                else request.app.state.settings.message_timeout_seconds)
     try:
-        return await asyncio.wait_for(asyncio.shield(pending.done), timeout)
+        return turn_result_to_api(await asyncio.wait_for(asyncio.shield(pending.done), timeout))
     except TimeoutError:
         live = sessions.live(session_id)
         running = live is not None and live.current is pending

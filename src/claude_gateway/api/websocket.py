@@ -22,10 +22,10 @@ from pydantic.alias_generators import to_camel
 from claude_gateway.api.principals import owner_filter
 from claude_gateway.api.security import AuthFailures, client_address
 from claude_gateway.errors import ApiError, InvalidCursor
-from claude_gateway.events.envelope import envelope
 from claude_gateway.services.auth import KeyRing, Principal
 from claude_gateway.services.prompts import Prompt
 from claude_gateway.services.sessions import DuplicateClientId, SessionManager
+from claude_gateway.wire import envelope
 
 router = APIRouter(tags=["websocket"])
 logger = logging.getLogger("claude_gateway.websocket")

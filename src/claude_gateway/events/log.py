@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
+from claude_gateway.concurrency import KeyedLocks
+from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS
 from claude_gateway.storage.base import Store
 from claude_gateway.storage.records import EventRecord, NewEvent, StateChange
 
@@ -54,27 +56,18 @@ class EventLog:
         self._subscribers: defaultdict[str, set[Subscriber]] = defaultdict(set)
         # Publishing in sequence order needs appends of one session to be serialized; a
         # session's lock lives only while appends hold or wait for it.
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks = KeyedLocks()
 
     async def append(self, session_id: str, events: Sequence[NewEvent],
                      change: StateChange | None = None) -> list[EventRecord]:
         """Store the events (and the state change they announce), then publish them."""
-        lock, users = self._locks.get(session_id, (asyncio.Lock(), 0))
-        self._locks[session_id] = (lock, users + 1)
-        try:
-            async with lock:
-                records = await self.store.append_events(session_id, events, change)
-                for subscriber in list(self._subscribers.get(session_id, ())):
-                    for record in records:
-                        subscriber.offer(record)
-                    if subscriber.overflowed:
-                        self.unsubscribe(subscriber)
-        finally:
-            lock, users = self._locks[session_id]
-            if users == 1:
-                del self._locks[session_id]
-            else:
-                self._locks[session_id] = (lock, users - 1)
+        async with self._locks.hold(session_id):
+            records = await self.store.append_events(session_id, events, change)
+            for subscriber in list(self._subscribers.get(session_id, ())):
+                for record in records:
+                    subscriber.offer(record)
+                if subscriber.overflowed:
+                    self.unsubscribe(subscriber)
         return records
 
     async def emit(self, session_id: str, type_: str, data: dict[str, Any] | None = None,
@@ -83,6 +76,10 @@ class EventLog:
         (record,) = await self.append(session_id, [NewEvent(type_, dict(data or {}), turn_id)],
                                       change)
         return record
+
+    def footprint(self) -> dict[str, int]:
+        """Sizes of the per-session state it holds (for leak checks)."""
+        return {"append locks": len(self._locks), "subscribers": self.subscriber_count()}
 
     def subscribe(self, session_id: str) -> Subscriber:
         subscriber = Subscriber(session_id, self.subscriber_queue_size)
@@ -150,3 +147,14 @@ class EventLog:
         finally:
             if subscriber is not None:
                 self.unsubscribe(subscriber)
+
+    async def stream_turn(self, session_id: str, turn_id: str, after: int
+                          ) -> AsyncGenerator[EventRecord, None]:
+        """The events of one turn, from ``after`` until it completes, fails or is
+        interrupted."""
+        async for event in self.stream(session_id, after):
+            if event.turn_id != turn_id:
+                continue
+            yield event
+            if event.type in TERMINAL_TURN_EVENTS:
+                return

@@ -20,6 +20,7 @@ from claude_agent_sdk import (
 )
 
 from claude_gateway.storage.records import Usage
+from claude_gateway.wire import usage_to_api
 
 EventSpec = tuple[str, dict[str, Any]]
 ABORTED = frozenset({"aborted_streaming", "aborted_tools"})
@@ -140,7 +141,7 @@ def turn_outcome(result: ResultMessage, turn_cost: float) -> EventSpec:
     data: dict[str, Any] = {
         "result": result.result,
         "structuredOutput": result.structured_output,
-        "usage": usage_of(result, turn_cost).to_api(),
+        "usage": usage_to_api(usage_of(result, turn_cost)),
         "totalCostUsd": round(turn_cost, 10),
         "durationMs": result.duration_ms,
         "durationApiMs": result.duration_api_ms,

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 
@@ -27,7 +26,6 @@ from claude_gateway.errors import (
     PathOutsideWorkspace,
     PayloadTooLarge,
 )
-from claude_gateway.events.envelope import rfc3339
 from claude_gateway.services.workspaces import resolve_inside
 
 
@@ -37,10 +35,6 @@ class Entry:
     type: str
     size: int
     modified_at: datetime
-
-    def to_api(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "size": self.size,
-                "modifiedAt": rfc3339(self.modified_at)}
 
 
 class FileService:

@@ -6,7 +6,6 @@ Field by field, see the README's table: what is supported, mapped or ignored.
 from __future__ import annotations
 
 import fnmatch
-import json
 import time
 import uuid
 from typing import Annotated, Any, Literal
@@ -16,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from claude_gateway.errors import ModelNotFound
 from claude_gateway.services.json_limits import json_integer, shallow
 from claude_gateway.services.prompts import DATA_URL
+from claude_gateway.services.sessions.state import TurnOutcome
 
 PROVIDER_PREFIX = "claude-gateway/"
 OPENAI_PATHS = ("/v1/models", "/v1/chat/completions")
@@ -230,19 +230,13 @@ def openai_usage(usage: dict[str, Any] | None) -> dict[str, int]:
             "total_tokens": prompt + completion}
 
 
-def finish_reason(outcome: dict[str, Any]) -> str:
-    if outcome.get("stopReason") == "max_tokens":
+def finish_reason(outcome: TurnOutcome) -> str:
+    if outcome.data.get("stopReason") == "max_tokens":
         return "length"
     return "stop"
 
 
-def answer_text(outcome: dict[str, Any]) -> str:
-    if outcome.get("structuredOutput") is not None:
-        return json.dumps(outcome["structuredOutput"])
-    return str(outcome.get("result") or "")
-
-
-def completion(cid: str, model: str, outcome: dict[str, Any]) -> dict[str, Any]:
+def completion(cid: str, model: str, outcome: TurnOutcome) -> dict[str, Any]:
     return {
         "id": cid,
         "object": "chat.completion",
@@ -250,11 +244,11 @@ def completion(cid: str, model: str, outcome: dict[str, Any]) -> dict[str, Any]:
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": answer_text(outcome), "refusal": None},
+            "message": {"role": "assistant", "content": outcome.answer, "refusal": None},
             "finish_reason": finish_reason(outcome),
             "logprobs": None,
         }],
-        "usage": openai_usage(outcome.get("usage")),
+        "usage": openai_usage(outcome.data.get("usage")),
     }
 
 

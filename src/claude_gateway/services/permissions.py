@@ -20,11 +20,11 @@ from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny, ToolPe
 from claude_agent_sdk.types import CanUseTool, PermissionResult, PermissionUpdate
 
 from claude_gateway.errors import InvalidRequest, PermissionAlreadyResolved, PermissionNotFound
-from claude_gateway.events.envelope import rfc3339
 from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.agent import ProcessBinding
 from claude_gateway.storage.base import Store
 from claude_gateway.storage.records import PermissionRecord, StateChange
+from claude_gateway.wire import decision_to_api, permission_to_api, waiting_to_api
 
 logger = logging.getLogger("claude_gateway.permissions")
 
@@ -48,21 +48,6 @@ class Decision:
     interrupt: bool = False
     apply_suggestions: bool = False
 
-    def to_api(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "decision": "allow" if self.status == "allowed" else "deny",
-            "status": self.status, "by": self.by,
-        }
-        if self.updated_input is not None:
-            data["updatedInput"] = self.updated_input
-        if self.message:
-            data["message"] = self.message
-        if self.interrupt:
-            data["interrupt"] = True
-        if self.apply_suggestions:
-            data["applySuggestions"] = True
-        return data
-
 
 @dataclass
 class Waiting:
@@ -71,22 +56,6 @@ class Waiting:
     future: asyncio.Future[Decision]
     resolved: bool = False
     recorded: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-def permission_to_api(record: PermissionRecord) -> dict[str, Any]:
-    """A request as the API shows it (the pending list and ``permission.requested``)."""
-    return {
-        "id": record.id,
-        "requestId": record.id,
-        "turnId": record.turn_id,
-        "toolName": record.tool_name,
-        "input": record.input,
-        "status": record.status,
-        **record.details,
-        "createdAt": rfc3339(record.created_at),
-        "expiresAt": rfc3339(record.expires_at) if record.expires_at else None,
-        "resolution": record.resolution,
-    }
 
 
 def session_only(suggestions: list[PermissionUpdate]) -> list[PermissionUpdate]:
@@ -98,13 +67,6 @@ def session_only(suggestions: list[PermissionUpdate]) -> list[PermissionUpdate]:
     """
     return [replace(s, destination="session") for s in suggestions
             if s.type not in ("addDirectories", "removeDirectories")]
-
-
-def waiting_to_api(record: PermissionRecord) -> dict[str, Any]:
-    """A pending request in short, with where to answer it."""
-    return {"requestId": record.id, "turnId": record.turn_id, "toolName": record.tool_name,
-            "expiresAt": rfc3339(record.expires_at) if record.expires_at else None,
-            "answerUrl": f"/v1/sessions/{record.session_id}/permissions/{record.id}"}
 
 
 class PermissionBroker:
@@ -226,7 +188,7 @@ class PermissionBroker:
 
     async def _record(self, record: PermissionRecord, decision: Decision) -> None:
         resolved = now()
-        resolution = decision.to_api()
+        resolution = decision_to_api(decision)
         record.status, record.resolved_at, record.resolution = (
             decision.status, resolved, resolution)
         await self.events.emit(
@@ -288,6 +250,10 @@ class PermissionBroker:
         return [waiting_to_api(w.record) for w in self._waiting.values()
                 if w.record.session_id == session_id and not w.resolved
                 and (turn_id is None or w.record.turn_id == turn_id)]
+
+    def waiting_count(self) -> int:
+        """Requests held in memory (answered ones go once their decision is recorded)."""
+        return len(self._waiting)
 
     async def pending(self, session_id: str) -> list[PermissionRecord]:
         return await self.store.list_permissions(session_id=session_id, statuses=["pending"])

@@ -16,14 +16,17 @@ from typing import Any
 from claude_gateway.errors import RunNotFound, SessionNotFound
 from claude_gateway.services.auth import ANONYMOUS, Principal
 from claude_gateway.services.sessions import (
+    CLOSED_STATUSES,
     PendingTurn,
     SessionCreate,
     SessionManager,
+    TurnOutcome,
     decode_cursor,
     encode_cursor,
 )
 from claude_gateway.services.workspaces import Placement, normalize_workspace_name
-from claude_gateway.storage.records import SessionRecord, TurnRecord
+from claude_gateway.storage.base import Store
+from claude_gateway.storage.records import SessionRecord
 
 logger = logging.getLogger("claude_gateway.runs")
 
@@ -47,8 +50,9 @@ class RunRequest:
 class RunService:
     """Starts, finishes and cancels runs on top of the SessionManager."""
 
-    def __init__(self, sessions: SessionManager) -> None:
+    def __init__(self, sessions: SessionManager, store: Store) -> None:
         self.sessions = sessions
+        self.store = store
         self._finishers: set[asyncio.Task[None]] = set()
 
     async def start(self, request: RunRequest, principal: Principal = ANONYMOUS
@@ -59,7 +63,7 @@ class RunService:
         if request.continue_conversation and resume is None:
             workspace = workspace or settings.default_run_workspace
             place = Placement(principal.home, normalize_workspace_name(workspace)).path
-            latest = await self.sessions.store.latest_conversation(place,
+            latest = await self.store.latest_conversation(place,
                                                                    principal.owner_filter)
             resume = latest.claude_session_id if latest else None
         if resume is None:
@@ -92,25 +96,28 @@ class RunService:
         """The run's turn is over: end its session, which stops its process."""
         try:
             record = await self.sessions.get(run_id)
-            if record.status not in ("ended", "expired"):
+            if record.status not in CLOSED_STATUSES:
                 await self.sessions.end(record, "run_finished")
         except Exception:
             logger.exception("could not end run", extra={"run_id": run_id})
 
     async def list(self, owner: str | None, *, status: str | None, limit: int,
-                   cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+                   cursor: str | None
+                   ) -> tuple[list[tuple[SessionRecord, TurnOutcome | None]], str | None]:
         """A page of the caller's runs, newest first, and the cursor of the next one."""
         after = decode_cursor(cursor) if cursor else None
-        rows = await self.sessions.store.list_runs(owner=owner, status=status,
+        rows = await self.store.list_runs(owner=owner, status=status,
                                                    limit=limit + 1, after=after)
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1][0]
             next_cursor = encode_cursor(last.created_at, last.id)
-        return [run_result(record, stored_outcome(turn)) for record, turn in rows], next_cursor
+        return [(record, TurnOutcome.of_record(turn) if turn else None)
+                for record, turn in rows], next_cursor
 
-    async def get(self, run_id: str, owner: str | None) -> dict[str, Any]:
+    async def get(self, run_id: str, owner: str | None
+                  ) -> tuple[SessionRecord, TurnOutcome | None]:
         """One of the caller's runs: its state and, once finished, its result."""
         try:
             record = await self.sessions.get(run_id, owner)
@@ -118,8 +125,8 @@ class RunService:
             record = None
         if record is None or record.kind != "run":
             raise RunNotFound(f"Run {run_id} not found", details={"runId": run_id})
-        turns = await self.sessions.store.list_turns(run_id)
-        return run_result(record, stored_outcome(turns[-1] if turns else None))
+        turns = await self.store.list_turns(run_id)
+        return record, TurnOutcome.of_record(turns[-1]) if turns else None
 
     async def cancel(self, run_id: str, owner: str | None) -> None:
         """Interrupt a running run; 404 when it is unknown, someone else's, or done."""
@@ -133,26 +140,11 @@ class RunService:
                               details={"runId": run_id, "status": record.status})
         await self.sessions.interrupt(run_id, owner, clear_queue=True)
 
+    def footprint(self) -> dict[str, int]:
+        """Runs whose end is still being recorded (for leak checks)."""
+        return {"run finishers": len(self._finishers)}
+
     async def close(self) -> None:
         for task in list(self._finishers):
             task.cancel()
         await asyncio.gather(*self._finishers, return_exceptions=True)
-
-
-def stored_outcome(turn: TurnRecord | None) -> dict[str, Any]:
-    """A run's outcome as far as the store knows it (``queued`` before its turn exists)."""
-    outcome: dict[str, Any] = {"status": turn.status if turn else "queued"}
-    if turn is not None:
-        outcome.update({"turnId": turn.id, **(turn.outcome or {})})
-    return outcome
-
-
-def run_result(record: SessionRecord, outcome: dict[str, Any]) -> dict[str, Any]:
-    """The JSON answer of a finished run."""
-    return {
-        "runId": record.id,
-        "sessionId": record.id,
-        "claudeSessionId": outcome.get("claudeSessionId") or record.claude_session_id,
-        "workspace": record.workspace,
-        **{k: v for k, v in outcome.items() if k != "claudeSessionId"},
-    }

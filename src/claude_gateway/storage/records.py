@@ -29,15 +29,6 @@ class Usage:
             round(self.total_cost_usd + other.total_cost_usd, 10),
         )
 
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "inputTokens": self.input_tokens,
-            "outputTokens": self.output_tokens,
-            "cacheReadInputTokens": self.cache_read_input_tokens,
-            "cacheCreationInputTokens": self.cache_creation_input_tokens,
-            "totalCostUsd": self.total_cost_usd,
-        }
-
 
 @dataclass
 class SessionRecord:

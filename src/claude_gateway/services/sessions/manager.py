@@ -1,0 +1,422 @@
+"""``SessionManager``: the facade over durable sessions, each with at most one warm CLI
+process.
+
+Statuses::
+
+    starting -> idle <-> running          (a process is attached)
+    idle -> stopped                       (idle timeout or LRU eviction; resumes later)
+    stopped/failed -> starting            (a message arrives: spawn with resume)
+    starting -> failed                    (the CLI could not start)
+    any -> expired                        (TTL passed; history stays readable)
+    any -> ended                          (DELETE; history stays unless purged)
+
+Turns run one at a time per session, in the order they were sent. Every change is an
+event appended to the session's log before anyone sees it.
+
+The manager creates, reads, changes and closes sessions and accepts their prompts; the
+work is done by its parts: :class:`Admission` (caps, budgets, policy),
+:class:`TurnRunner` (queues and turns), :class:`ProcessSupervisor` (CLI processes) and
+:class:`Reaper` (idle processes, expiry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from claude_agent_sdk import project_key_for_directory
+
+from claude_gateway.concurrency import KeyedLocks
+from claude_gateway.errors import (
+    ConversationNotFound,
+    ConversationNotStarted,
+    SessionEnded,
+    SessionNotFound,
+)
+from claude_gateway.events.log import EventLog
+from claude_gateway.runtime.agent import AgentFactory
+from claude_gateway.runtime.process_pool import ProcessPool
+from claude_gateway.runtime.sdk_agent import sdk_agent_factory
+from claude_gateway.services.auth import ANONYMOUS, Principal
+from claude_gateway.services.env_policy import check_env
+from claude_gateway.services.permissions import PermissionBroker
+from claude_gateway.services.prompts import prompt_blocks
+from claude_gateway.services.sessions.activity import Activity, describe_activity
+from claude_gateway.services.sessions.admission import Admission
+from claude_gateway.services.sessions.cursor import decode_cursor, encode_cursor
+from claude_gateway.services.sessions.options import SessionCreate
+from claude_gateway.services.sessions.reaper import Reaper
+from claude_gateway.services.sessions.recovery import recover_after_restart
+from claude_gateway.services.sessions.runner import TurnRunner
+from claude_gateway.services.sessions.state import (
+    CLOSED_STATUSES,
+    DuplicateClientId,
+    LiveSession,
+    LiveSessions,
+    PendingTurn,
+    SessionStatus,
+    TurnStatus,
+    failure,
+)
+from claude_gateway.services.sessions.supervisor import ProcessSupervisor
+from claude_gateway.services.structured_output import check_json_schema
+from claude_gateway.services.workspace_locks import WorkspaceLocks
+from claude_gateway.services.workspaces import (
+    added_dirs,
+    home_dir,
+    name_from,
+    place_workspace,
+    resolve_inside,
+    workspace_dir,
+)
+from claude_gateway.settings import Settings
+from claude_gateway.storage.base import Store
+from claude_gateway.storage.records import EventRecord, SessionRecord
+from claude_gateway.storage.transcripts import TranscriptStore
+from claude_gateway.wire import session_to_api
+
+logger = logging.getLogger("claude_gateway.sessions")
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SessionManager:
+    """Creates sessions, runs their turns, and keeps their processes within bounds."""
+
+    def __init__(self, settings: Settings, store: Store, events: EventLog, *,
+                 cli_path: Path, cli_env: dict[str, str],
+                 cli_binary: Path | None = None,
+                 agent_factory: AgentFactory = sdk_agent_factory) -> None:
+        self.settings = settings
+        self.store = store
+        self.events = events
+        self.transcripts = TranscriptStore(store)
+        self.permissions = PermissionBroker(store, events,
+                                            timeout_seconds=settings.permission_timeout_seconds)
+        self.locks = WorkspaceLocks()
+        pool = ProcessPool(settings.max_processes, settings.data_dir / "pids",
+                           binary=cli_binary or cli_path)
+        self._live = LiveSessions(pool)
+        self.admission = Admission(settings, store)
+        self.supervisor = ProcessSupervisor(
+            settings, store, events, self._live, pool, permissions=self.permissions,
+            transcripts=self.transcripts, cli_path=cli_path, cli_env=cli_env,
+            agent_factory=agent_factory)
+        self.runner = TurnRunner(events, self._live, self.supervisor, self.admission,
+                                 self.permissions, self.locks)
+        self.reaper = Reaper(settings, store, self._live, self.supervisor,
+                             expire=lambda record: self._close(record, SessionStatus.EXPIRED,
+                                                               "expired"))
+        self._naming = KeyedLocks()
+        """One creator at a time per (owner, X-Session-Id) name."""
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        """Recover from a previous run, then start the reaper and the spares."""
+        self.supervisor.pool.reap_leftovers()
+        await self.permissions.recover()
+        await recover_after_restart(self.store, self.events, self.runner)
+        await self.admission.start()
+        self.reaper.start()
+        self.supervisor.spares.fill()
+
+    async def close(self) -> None:
+        """Stop every process and worker (no orphans)."""
+        await self.reaper.stop()
+        await self.supervisor.close()
+        lives = self._live.all()
+        for live in lives:
+            live.closed = True
+            live.queue.put_nowait(None)
+        await asyncio.gather(*(self.supervisor.stop_process(live, "gateway_shutdown")
+                               for live in lives), return_exceptions=True)
+        workers = [live.worker for live in self._live.all() if live.worker]
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await self.supervisor.stop_all()
+
+    async def reap(self) -> None:
+        """Run the reaper now (it also runs every ``reaper_interval_seconds``)."""
+        await self.reaper.reap()
+
+    # -- reading -------------------------------------------------------------------
+    async def get(self, session_id: str, owner: str | None = None) -> SessionRecord:
+        record = await self.store.get_session(session_id)
+        if record is None or (owner is not None and record.owner != owner):
+            raise SessionNotFound(session_id)
+        return record
+
+    def live(self, session_id: str) -> LiveSession | None:
+        return self._live.get(session_id)
+
+    def live_sessions(self) -> dict[str, LiveSession]:
+        """Sessions with in-memory state (a process, a queue or a running turn)."""
+        return self._live.snapshot()
+
+    def to_api(self, record: SessionRecord) -> dict[str, Any]:
+        live = self._live.get(record.id)
+        return session_to_api(record, queue_depth=len(live.queued) if live else 0,
+                              waiting=self.permissions.waiting(record.id))
+
+    def footprint(self) -> dict[str, int]:
+        """Sizes of the in-memory state it holds (for leak checks): each drops back to
+        its baseline once nothing runs."""
+        return {
+            "live sessions": len(self._live),
+            "naming locks": len(self._naming),
+            "stopping": self.supervisor.stopping_count(),
+            "waiting permissions": self.permissions.waiting_count(),
+            "workspace locks": len(self.locks.busy()),
+            "processes": len(self.supervisor.pool.live),
+        }
+
+    async def list_sessions(self, *, owner: str | None, status: str | None, limit: int,
+                            cursor: str | None) -> tuple[list[SessionRecord], str | None]:
+        after = decode_cursor(cursor) if cursor else None
+        page = await self.store.list_sessions(owner=owner, status=status, limit=limit + 1,
+                                              after=after)
+        next_cursor = None
+        if len(page) > limit:
+            page = page[:limit]
+            next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
+        return page, next_cursor
+
+    async def conversation(self, claude_session_id: str, principal: Principal
+                           ) -> SessionRecord:
+        """The latest session on a Claude conversation the caller owns (admins: any);
+        an unknown id and another key's get the same 404."""
+        record = await self.store.conversation(claude_session_id, principal.owner_filter)
+        if record is None:
+            raise ConversationNotFound(claude_session_id)
+        return record
+
+    async def activity(self, principal: Principal) -> Activity:
+        """What runs now, confined to what ``principal`` may see."""
+        return await describe_activity(principal, live=self._live, supervisor=self.supervisor,
+                                       locks=self.locks, permissions=self.permissions,
+                                       store=self.store, events=self.events)
+
+    # -- create / patch / delete -----------------------------------------------------
+    async def create(self, request: SessionCreate, principal: Principal = ANONYMOUS
+                     ) -> SessionRecord:
+        owner = principal.name
+        mode = request.permission_mode or "default"
+        self.admission.check_mode(mode)
+        env = check_env(request.env, self.settings.session_env_allowlist)
+        if request.json_schema is not None:
+            check_json_schema(request.json_schema)
+        root = self.settings.workspace_root
+        fork_of: str | None = None
+        # Transcripts are keyed by the working directory: a fork or a resume works in the
+        # directory of the conversation it carries on, unless told otherwise.
+        continued: str | None = None
+        if request.fork_from:
+            source = await self.get(request.fork_from, principal.owner_filter)
+            if not source.claude_session_id:
+                raise ConversationNotStarted("That session has no conversation to fork yet",
+                                             details={"forkFrom": request.fork_from})
+            fork_of = source.claude_session_id
+            continued = source.workspace_path
+        if request.resume:
+            resumed = await self.conversation(request.resume, principal)
+            continued = continued or resumed.workspace_path
+        is_run = request.kind == "run"
+        session_id = f"{'run' if is_run else 'ses'}_{uuid.uuid4().hex}"
+        workspace_name = request.workspace or (
+            name_from(principal.home, continued) if continued else None) or session_id
+        placement = place_workspace(root, principal.home, workspace_name)
+        dirs = added_dirs(root, principal.home, request.add_dirs)
+        place = placement.path
+        # Taken before any await, so parallel creates can't overshoot a cap.
+        if is_run and not request.share_workspace:
+            self.locks.acquire(place, session_id)  # 409 while another agent works
+        elif not is_run:
+            self.admission.reserve_session(owner)  # 429 when full
+        try:
+            workspace_dir(root, placement)  # created now that every check has passed
+            moment = now()
+            record = SessionRecord(
+                id=session_id, status=SessionStatus.STARTING, workspace=placement.name,
+                home=placement.home, workspace_path=place, kind=request.kind,
+                permission_mode=mode, created_at=moment, last_activity_at=moment,
+                owner=owner, model=request.model or self.settings.default_model,
+                options=request.stored_options(add_dirs=dirs, env=env, fork_of=fork_of),
+                metadata=request.metadata, claude_session_id=request.resume,
+                expires_at=self.admission.expiry(moment), external_id=request.external_id,
+            )
+            await self.store.create_session(record)
+        except BaseException:
+            if is_run:
+                self.locks.release(place, session_id)  # no-op unless it took it
+            else:
+                self.admission.release_session(owner)
+            raise
+        await self.events.emit(session_id, "session.created",
+                               {"session": session_to_api(record)})
+        live = self._live.open(session_id)
+        live.owner, live.owner_known = owner, True
+        live.model, live.model_known = record.model, True
+        live.workspace, live.share_workspace = place, request.share_workspace
+        # Start the process now so the first message finds it warm.
+        self.supervisor.prestart(live)
+        return record
+
+    async def patch(self, session_id: str, owner: str | None, *, model: str | None = None,
+                    permission_mode: str | None = None,
+                    metadata: dict[str, Any] | None = None) -> SessionRecord:
+        record = await self.get(session_id, owner)
+        if permission_mode is not None:
+            self.admission.check_mode(permission_mode)
+        live = self._live.open(session_id)
+        # One change at a time per session: a PATCH racing a DELETE either lands before
+        # the session ends or gets 409, never an update after session.ended.
+        async with live.control:
+            record = await self.get(session_id, owner)
+            if live.closed or record.status in CLOSED_STATUSES:
+                raise SessionEnded(session_id, live.closed_status if live.closed
+                                   else record.status)
+            changes: dict[str, Any] = {}
+            if permission_mode is not None:
+                changes["permission_mode"] = permission_mode
+            if model is not None:
+                changes["model"] = model
+            if metadata is not None:
+                changes["metadata"] = metadata
+            if not changes:
+                return record
+            await self.store.update_session(session_id, **changes)
+            if model is not None:
+                live.model, live.model_known = model, True
+            await self.supervisor.apply_live(live, model, permission_mode)
+            await self.events.emit(session_id, "session.updated", {
+                "model": model, "permissionMode": permission_mode, "metadata": metadata})
+            updated = await self.get(session_id, owner)
+        self._live.forget_if_idle(live)
+        return updated
+
+    async def delete(self, session_id: str, owner: str | None, *, purge: bool = False) -> None:
+        record = await self.get(session_id, owner)
+        if record.status not in CLOSED_STATUSES:
+            await self._close(record, SessionStatus.ENDED, "deleted")
+        if purge:
+            live = self._live.pop(session_id)
+            if live is not None and live.worker is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(asyncio.shield(live.worker), 10)
+            self.events.close_session(session_id)
+            if record.claude_session_id:
+                try:
+                    cwd = resolve_inside(home_dir(self.settings.workspace_root, record.home),
+                                         record.workspace)
+                    await self.transcripts.delete({
+                        "project_key": project_key_for_directory(str(cwd)),
+                        "session_id": record.claude_session_id})
+                except Exception:
+                    # The session's rows go anyway; a transcript left is only storage.
+                    logger.warning("could not delete a purged session's transcript",
+                                   exc_info=True, extra={"session_id": session_id})
+            await self.store.delete_session(session_id)
+
+    async def session_named(self, principal: Principal, external_id: str,
+                            create: SessionCreate) -> SessionRecord:
+        """The caller's session called ``external_id``; created (from ``create``) if new."""
+        async with self._naming.hold((principal.name, external_id)):
+            record = await self.store.session_by_external_id(principal.name, external_id)
+            if record is None:
+                create.external_id = external_id
+                record = await self.create(create, principal)
+            return record
+
+    async def end(self, record: SessionRecord, reason: str) -> None:
+        """End a session (status ``ended``) and stop its process."""
+        await self._close(record, SessionStatus.ENDED, reason)
+
+    async def _close(self, record: SessionRecord, status: SessionStatus, reason: str) -> None:
+        live = self._live.open(record.id)
+        async with live.control:
+            if live.closed:
+                return  # closed meanwhile (two DELETEs, or a DELETE and the reaper)
+            live.closed, live.closed_status = True, status
+            await self.store.update_session(record.id, status=status, ended_at=now())
+            if record.kind == "session":
+                self.admission.release_session(record.owner)
+            await self.runner.clear_queue(live, TurnStatus.FAILED, failure(
+                "SESSION_ENDED", f"The session was {reason}."))
+            live.queue.put_nowait(None)  # wakes the worker to end
+            current = live.current
+            if current is not None:
+                current.interrupt_requested = True
+            await self.permissions.cancel_session(record.id, "session_ended",
+                                                  f"The session was {reason}.")
+            await self.supervisor.stop_process(live, reason)
+            if current is not None:
+                # Let the running turn record how it ended before the session's last word.
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(current.done), 10)
+            self.locks.release(record.workspace_path, record.id)
+            await self.events.emit(record.id, "session.ended", {"reason": reason,
+                                                                "status": str(status)})
+        self._live.forget_if_idle(live)
+
+    # -- prompts -------------------------------------------------------------------
+    async def send_message(self, session_id: str, owner: str | None,
+                           prompt: str | list[Any], *,
+                           client_id: str | None = None) -> PendingTurn:
+        live = self._live.get(session_id)
+        if live is None or not live.owner_known or (owner is not None and live.owner != owner):
+            record = await self.get(session_id, owner)
+            if record.status in CLOSED_STATUSES:
+                raise SessionEnded(session_id, record.status)
+            live = self._live.open(session_id)
+            live.owner, live.owner_known = record.owner, True
+            live.workspace = record.workspace_path
+            live.share_workspace = bool(record.options.get("shareWorkspace"))
+        if live.closed:
+            raise SessionEnded(session_id, live.closed_status)
+        await self.admission.check_turn(live.owner, self._live.turns_of(live.owner))
+        # Everything that can refuse the prompt comes before the workspace lock, so a
+        # refused prompt never holds the workspace.
+        blocks = prompt_blocks(prompt, self.settings.max_image_bytes)
+        if not isinstance(prompt, str):
+            prompt = blocks  # images normalized to base64 sources
+        turn_id = self.runner.new_turn_id()
+        if client_id is not None:
+            if client_id in live.client_turns:
+                raise DuplicateClientId(live.client_turns[client_id])
+            live.client_turns[client_id] = turn_id  # claimed before any await
+            existing = await self.store.turn_by_client_id(session_id, client_id)
+            if existing is not None:
+                live.client_turns[client_id] = existing.id
+                raise DuplicateClientId(existing.id)
+        if not live.share_workspace:
+            try:
+                self.locks.acquire(live.workspace, session_id)
+            except BaseException:
+                if client_id is not None:
+                    live.client_turns.pop(client_id, None)
+                raise
+        return await self.runner.enqueue(live, prompt, blocks, turn_id, client_id)
+
+    async def interrupt(self, session_id: str, owner: str | None, *,
+                        clear_queue: bool = False) -> bool:
+        await self.get(session_id, owner)
+        live = self._live.get(session_id)
+        if live is None:
+            return False
+        if clear_queue:
+            await self.runner.clear_queue(live, TurnStatus.INTERRUPTED,
+                                          {"reason": "queue_cleared"})
+        return await self.runner.interrupt(live)
+
+    def turn_events(self, session_id: str, turn_id: str, after: int
+                    ) -> AsyncGenerator[EventRecord, None]:
+        """The events of one turn, from ``after`` until it completes, fails or is interrupted."""
+        return self.events.stream_turn(session_id, turn_id, after)

@@ -1,0 +1,361 @@
+"""The turn runner: each live session's FIFO of prompts, run one at a time.
+
+A prompt becomes a :class:`PendingTurn` (``turn.queued``); the session's worker task
+takes turns in order and runs each in explicit steps:
+
+1. **announce** ``turn.started`` (once: before a cold process starts, else right after
+   the prompt is handed to the warm CLI);
+2. get the process from the supervisor, or **fail** the turn if there is none;
+3. send the prompt and **relay** the CLI's messages to the event log as they come;
+4. **complete** on the CLI's ``ResultMessage``, or **fail** on its exit.
+
+Every ending goes through :meth:`TurnRunner.finish`: the turn's record, the session's
+status and the terminal event in one write, then the waiting request is told.
+A session with nothing queued keeps no task: the next prompt starts a worker again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from claude_agent_sdk import AssistantMessage, ResultMessage
+
+from claude_gateway.events.log import EventLog
+from claude_gateway.events.normalize import (
+    context_tokens_of,
+    context_window_of,
+    normalize,
+    turn_outcome,
+    usage_of,
+)
+from claude_gateway.runtime.agent import AgentProcess, ProcessExit, Prompt
+from claude_gateway.services.permissions import PermissionBroker
+from claude_gateway.services.prompts import prompt_blocks
+from claude_gateway.services.sessions.admission import Admission
+from claude_gateway.services.sessions.state import (
+    LiveSession,
+    LiveSessions,
+    PendingTurn,
+    TurnNotRecorded,
+    TurnOutcome,
+    TurnStatus,
+    failure,
+)
+from claude_gateway.services.sessions.supervisor import ProcessSupervisor
+from claude_gateway.services.workspace_locks import WorkspaceLocks
+from claude_gateway.storage.records import NewEvent, StateChange, TurnRecord
+
+logger = logging.getLogger("claude_gateway.sessions")
+
+SESSION_ENDED = failure("SESSION_ENDED", "The session has ended.")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def start_failure(error: dict[str, Any]) -> dict[str, Any]:
+    """A turn's failure when its CLI could not start: the CLI refusing the structured-
+    output schema is the client's mistake (INVALID_JSON_SCHEMA), anything else the
+    gateway's."""
+    stderr = str(error.get("stderr", ""))
+    for line in stderr.splitlines():
+        if "is not a valid JSON Schema" in line:
+            return failure("INVALID_JSON_SCHEMA", line.removeprefix("Error: "), **error)
+    return failure("PROCESS_START_FAILED", "The Claude Code CLI could not be started.",
+                   **error)
+
+
+@dataclass
+class _Reading:
+    """What the relay learned from the CLI's messages of one turn."""
+
+    context_tokens: int | None = None
+    answered_by: str | None = None
+    """The model that wrote the turn's main answer."""
+
+
+class _Announcement:
+    """``turn.started`` for one turn, written at most once, and only after its
+    ``turn.queued`` is in the store."""
+
+    def __init__(self, runner: TurnRunner, live: LiveSession, pending: PendingTurn) -> None:
+        self.runner, self.live, self.pending = runner, live, pending
+        self.done = False
+
+    async def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        pending = self.pending
+        if pending.recorded is not None:
+            try:
+                await pending.recorded
+            except RuntimeError as exc:
+                raise TurnNotRecorded(pending.id) from exc
+        await self.runner.events.append(self.live.id, [NewEvent(
+            "turn.started", {}, pending.id, message_role="user",
+            message_content=prompt_blocks(pending.prompt))], StateChange(
+                session=self.runner.admission.activity(status="running"),
+                turn_id=pending.id, turn={"status": "running", "started_at": now()}))
+
+
+class TurnRunner:
+    def __init__(self, events: EventLog, live: LiveSessions, supervisor: ProcessSupervisor,
+                 admission: Admission, permissions: PermissionBroker,
+                 locks: WorkspaceLocks) -> None:
+        self.events = events
+        self.live = live
+        self.supervisor = supervisor
+        self.admission = admission
+        self.permissions = permissions
+        self.locks = locks
+
+    # -- accepting prompts -------------------------------------------------------------
+    async def enqueue(self, live: LiveSession, prompt: Prompt, blocks: list[dict[str, Any]],
+                      turn_id: str, client_id: str | None) -> PendingTurn:
+        """Queue a prompt (its workspace is held already) and record ``turn.queued``."""
+        loop = asyncio.get_running_loop()
+        recorded: asyncio.Future[None] = loop.create_future()
+        pending = PendingTurn(turn_id, prompt, loop.create_future(), recorded=recorded)
+        position = live.busy_turns()
+        # The worker may hand the prompt to a warm CLI while turn.queued is being written;
+        # it announces the turn only once that write is done, so the log stays in order.
+        live.queued.append(pending)
+        live.queue.put_nowait(pending)
+        if live.worker is None or live.worker.done():
+            live.worker = asyncio.create_task(self._work(live), name=f"turns-{live.id}")
+        try:
+            queued = await self.events.emit(
+                live.id, "turn.queued", {"prompt": blocks, "position": position}, turn_id,
+                StateChange(new_turn=TurnRecord(id=turn_id, session_id=live.id,
+                                                status="queued", prompt=blocks,
+                                                created_at=now(), client_id=client_id)))
+        except BaseException as exc:
+            if client_id is not None:
+                live.client_turns.pop(client_id, None)
+            if pending in live.queued:
+                live.queued.remove(pending)
+            if live.idle:
+                self.locks.release(live.workspace, live.id)
+            recorded.set_exception(RuntimeError(f"turn not recorded: {exc!r}"))
+            raise
+        pending.queued_seq = queued.seq
+        recorded.set_result(None)
+        return pending
+
+    @staticmethod
+    def new_turn_id() -> str:
+        return f"turn_{uuid.uuid4().hex}"
+
+    # -- the worker --------------------------------------------------------------------
+    async def _work(self, live: LiveSession) -> None:
+        """Run the session's queued turns in order, then end."""
+        while not live.queue.empty():
+            pending = live.queue.get_nowait()
+            if pending is None or pending not in live.queued:
+                continue  # a wake-up, or cleared from the queue meanwhile
+            live.queued.remove(pending)
+            live.current = pending
+            try:
+                await self._run_turn(live, pending)
+            except TurnNotRecorded:
+                # Its session vanished while the prompt was on its way: stop the CLI's work.
+                if live.process is not None and live.process.alive:
+                    with contextlib.suppress(Exception):
+                        await live.process.interrupt()
+            except Exception as exc:
+                logger.exception("turn runner failed", extra={"session_id": live.id})
+                try:
+                    await self.finish(live.id, pending, TurnStatus.FAILED,
+                                      failure("INTERNAL_ERROR", str(exc)))
+                except Exception:
+                    logger.exception("could not record the turn's failure",
+                                     extra={"session_id": live.id, "turn_id": pending.id})
+            finally:
+                live.current = None
+                if not live.queued:
+                    self.locks.release(live.workspace, live.id)
+                await self.supervisor.pool.notify()
+        # No await from the emptiness check on: a prompt queued after it finds this task
+        # done and starts a new worker.
+        self.live.forget_if_idle(live, worker_ending=True)
+
+    async def _run_turn(self, live: LiveSession, pending: PendingTurn) -> None:
+        if live.closed:
+            await self.finish(live.id, pending, TurnStatus.FAILED, SESSION_ENDED)
+            return
+        if not live.model_known:
+            record = await self.supervisor.store.get_session(live.id)
+            live.model, live.model_known = (record.model if record else None), True
+        announce = _Announcement(self, live, pending)
+        if not live.warm:
+            await announce()  # clients see the turn begin while the process starts
+        process = await self.supervisor.ensure_process(live)
+        if process is None or live.closed or pending.interrupt_requested:
+            await announce()
+            await self._refuse(live, pending, process)
+            return
+        process.drain()
+        try:
+            await process.send(pending.prompt)
+        except Exception as exc:
+            await announce()
+            await self._fail_on_exit(live, process, pending, ProcessExit(
+                expected=False, reason=f"{exc.__class__.__name__}: {exc}",
+                stderr=process.stderr_tail.text(8192)))
+            return
+        # Written while the CLI works on the prompt; still before any of its output.
+        await announce()
+        last, reading = await self._relay(live, process, pending)
+        if isinstance(last, ProcessExit):
+            await self._fail_on_exit(live, process, pending, last)
+        else:
+            await self._complete(live, process, pending, last, reading)
+
+    async def _refuse(self, live: LiveSession, pending: PendingTurn,
+                      process: AgentProcess | None) -> None:
+        """End a turn that never reached a process."""
+        if process is None and not live.closed:
+            await self.finish(live.id, pending, TurnStatus.FAILED,
+                              start_failure(live.spawn_error or {}))
+        elif live.closed or process is None:
+            await self.finish(live.id, pending, TurnStatus.FAILED, SESSION_ENDED)
+        else:
+            await self.finish(live.id, pending, TurnStatus.INTERRUPTED,
+                              {"reason": "interrupted_before_start"})
+
+    async def _relay(self, live: LiveSession, process: AgentProcess, pending: PendingTurn
+                     ) -> tuple[ResultMessage | ProcessExit, _Reading]:
+        """Append the CLI's messages to the log until its result or its exit.
+
+        A helper task writes them, so reading the next message never waits for the
+        database; the turn's outcome is written after all of them."""
+        outbox: asyncio.Queue[list[NewEvent] | None] = asyncio.Queue()
+        writer = asyncio.create_task(self._write_events(live.id, outbox))
+        reading = _Reading()
+        try:
+            while True:
+                batch = [await process.next_message()]
+                if not isinstance(batch[0], ProcessExit | ResultMessage):
+                    batch.extend(process.drain(until=ResultMessage))
+                process.last_used = time.monotonic()
+                events: list[NewEvent] = []
+                for message in batch:
+                    if isinstance(message, ProcessExit | ResultMessage):
+                        break  # always the batch's last
+                    if isinstance(message, AssistantMessage) and not message.parent_tool_use_id:
+                        reading.context_tokens = (context_tokens_of(message)
+                                                  or reading.context_tokens)
+                        reading.answered_by = message.model or reading.answered_by
+                    for type_, data in normalize(message):
+                        role = data["role"] if type_ == "message" else None
+                        events.append(NewEvent(type_, data, pending.id, message_role=role,
+                                               message_content=data.get("content")))
+                if events:
+                    outbox.put_nowait(events)
+                last = batch[-1]
+                if isinstance(last, ProcessExit | ResultMessage):
+                    return last, reading
+        finally:
+            outbox.put_nowait(None)
+            await writer
+
+    async def _write_events(self, session_id: str,
+                            outbox: asyncio.Queue[list[NewEvent] | None]) -> None:
+        """Append queued events in order, merging whatever piled up into one write."""
+        while True:
+            item = await outbox.get()
+            if item is None:
+                return
+            chunk, finished = list(item), False
+            while not outbox.empty():
+                more = outbox.get_nowait()
+                if more is None:
+                    finished = True
+                    break
+                chunk.extend(more)
+            await self.events.append(session_id, chunk)
+            if finished:
+                return
+
+    # -- endings ---------------------------------------------------------------------
+    async def _complete(self, live: LiveSession, process: AgentProcess, pending: PendingTurn,
+                        result: ResultMessage, reading: _Reading) -> None:
+        total = result.total_cost_usd or 0.0
+        turn_cost = total - process.cost_reported
+        if turn_cost < 0:  # the CLI reset its running total (a new conversation)
+            turn_cost = total
+        process.cost_reported = total
+        type_, data = turn_outcome(result, turn_cost)
+        data["model"] = reading.answered_by
+        session: dict[str, Any] = {}
+        if result.session_id:
+            session["claude_session_id"] = result.session_id
+        if (window := context_window_of(result)) is not None:
+            session["context_window"] = window
+        if reading.context_tokens is not None:
+            session["context_tokens"] = reading.context_tokens
+        await self.finish(live.id, pending, TurnStatus(type_.removeprefix("turn.")), data,
+                          StateChange(session=session, usage=usage_of(result, turn_cost),
+                                      usage_model=live.model))
+
+    async def _fail_on_exit(self, live: LiveSession, process: AgentProcess,
+                            pending: PendingTurn, exit_: ProcessExit) -> None:
+        await self.supervisor.drop_process(live, process, exit_)
+        if not exit_.expected:
+            self.supervisor.prestart(live)  # a warm process again, into a free slot
+        if exit_.expected and pending.interrupt_requested:
+            code, message = "SESSION_ENDED", "The session ended during this turn."
+            if self.supervisor.closing:
+                code, message = "GATEWAY_SHUTDOWN", "The gateway stopped during this turn."
+        else:
+            code, message = "PROCESS_EXITED", f"The Claude Code process exited: {exit_.reason}"
+        await self.finish(live.id, pending, TurnStatus.FAILED, failure(
+            code, message, exitCode=exit_.exit_code, stderr=exit_.stderr))
+
+    async def finish(self, session_id: str, pending: PendingTurn | str, status: TurnStatus,
+                     data: dict[str, Any], change: StateChange | None = None) -> None:
+        """End a turn: its record, the session's status and the event, in one write; then
+        whoever waits on it is told. ``pending`` may be a bare turn id (a turn a previous
+        gateway left)."""
+        turn_id = pending if isinstance(pending, str) else pending.id
+        change = change or StateChange()
+        change.turn_id = turn_id
+        change.turn = {"status": str(status), "ended_at": now(), "outcome": data}
+        live = self.live.get(session_id)
+        if live is not None and live.current is pending and not live.closed:
+            # Whoever learns that the turn ended must find the session at rest already.
+            change.session = {**self.admission.activity(status=live.resting_status()),
+                              **change.session}
+        await self.events.emit(session_id, f"turn.{status}", data, turn_id, change)
+        if not isinstance(pending, str) and not pending.done.done():
+            pending.done.set_result(TurnOutcome(turn_id, status, data))
+
+    async def clear_queue(self, live: LiveSession, status: TurnStatus,
+                          data: dict[str, Any]) -> None:
+        """End every turn still waiting in the queue."""
+        for pending in list(live.queued):
+            live.queued.remove(pending)
+            await self.finish(live.id, pending, status, data)
+
+    async def interrupt(self, live: LiveSession) -> bool:
+        """Stop the running turn; False if none runs (or it is being interrupted)."""
+        current = live.current
+        if current is None or current.interrupt_requested:
+            return False
+        current.interrupt_requested = True
+        await self.permissions.cancel_session(live.id, "interrupt",
+                                              "The turn was interrupted.")
+        process = live.process
+        if process is not None and process.alive:
+            with contextlib.suppress(Exception):
+                await process.interrupt()
+        return True

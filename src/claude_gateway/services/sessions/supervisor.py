@@ -1,0 +1,389 @@
+"""The process supervisor: each live session's CLI process, from spawn to exit.
+
+It spawns processes (or adopts a warm spare), keeps their count under the cap by
+evicting the least recently used idle one, reacts to a process that exits on its own,
+and stops them. It owns the :class:`ProcessPool` and the :class:`SparePool`; nothing
+else starts or stops a CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from claude_gateway.events.log import EventLog
+from claude_gateway.runtime.agent import (
+    AgentFactory,
+    AgentProcess,
+    ProcessBinding,
+    ProcessExit,
+)
+from claude_gateway.runtime.options import AgentSpec, Launch, build_options, spawn_options
+from claude_gateway.runtime.path_fence import PathFence
+from claude_gateway.runtime.process_pool import ProcessPool
+from claude_gateway.runtime.spares import SparePool, SpareProfile
+from claude_gateway.runtime.stderr_tail import StderrTail
+from claude_gateway.services.env_policy import check_env
+from claude_gateway.services.permissions import PermissionBroker
+from claude_gateway.services.sessions.state import (
+    CLOSED_STATUSES,
+    LiveSession,
+    LiveSessions,
+    SessionStatus,
+)
+from claude_gateway.services.workspaces import (
+    Placement,
+    home_dir,
+    normalize_workspace_name,
+    resolve_added_dir,
+    workspace_dir,
+)
+from claude_gateway.settings import Settings
+from claude_gateway.storage.base import Store
+from claude_gateway.storage.records import SessionRecord
+from claude_gateway.storage.transcripts import TranscriptStore
+
+logger = logging.getLogger("claude_gateway.sessions")
+
+CONTROL_TIMEOUT_SECONDS = 10.0
+"""How long a live change (model, permission mode) may take before the process is
+restarted with it instead."""
+
+
+def cli_line_limit(max_body_bytes: int) -> int:
+    """The longest line the SDK may read from the CLI: the CLI echoes a prompt back as
+    one JSON line, escaped (up to six bytes for one), so the largest body the gateway
+    accepts must fit several times over. (The SDK's default, 1 MiB, failed prompts of
+    500 KB as PROCESS_EXITED.)"""
+    return 6 * max_body_bytes + (1 << 20)
+
+
+class ProcessSupervisor:
+    def __init__(self, settings: Settings, store: Store, events: EventLog,
+                 live: LiveSessions, pool: ProcessPool, *, permissions: PermissionBroker,
+                 transcripts: TranscriptStore, cli_path: Path, cli_env: dict[str, str],
+                 agent_factory: AgentFactory) -> None:
+        self.settings = settings
+        self.store = store
+        self.events = events
+        self.live = live
+        self.pool = pool
+        self.permissions = permissions
+        self.transcripts = transcripts
+        self.cli_path = cli_path
+        self.cli_env = cli_env
+        self.agent_factory = agent_factory
+        configured = [self._spare_profile(Placement("", normalize_workspace_name(name)),
+                                          AgentSpec(model=settings.default_model))
+                      for name in dict.fromkeys([settings.default_run_workspace,
+                                                 settings.openai_workspace,
+                                                 *settings.spare_workspaces])]
+        self.spares = SparePool(self._start_spare, size=settings.spare_processes,
+                                max_total=settings.max_spare_processes, configured=configured)
+        self._stopping: set[asyncio.Future[None]] = set()
+        self.closing = False
+
+    def start(self) -> None:
+        """Kill what a crashed gateway left, then start warming spares."""
+        self.pool.reap_leftovers()
+        self.spares.fill()
+
+    async def close(self) -> None:
+        """Stop every process, spares included (no orphans)."""
+        self.closing = True
+        await self.spares.close()
+        spawns = [live.spawning for live in self.live.all() if live.starting]
+        for spawn in spawns:
+            if spawn is not None:
+                spawn.cancel()
+        await asyncio.gather(*(s for s in spawns if s is not None), return_exceptions=True)
+
+    async def stop_all(self) -> None:
+        """After close() and the workers: whatever is still in the pool is stopped too."""
+        await asyncio.gather(*self._stopping, return_exceptions=True)
+        for session_id, process in self.pool.live.items():
+            await process.stop()
+            await self.pool.release(session_id, process)
+
+    def stopping_count(self) -> int:
+        """Processes being stopped right now."""
+        return len(self._stopping)
+
+    # -- getting a process -------------------------------------------------------------
+    def prestart(self, live: LiveSession) -> None:
+        """Start a process for ``live`` in the background, into a free slot only (a
+        session nobody has written to yet must not evict a warm one)."""
+        if live.closed or self.closing:
+            return
+        if not live.starting:
+            live.spawning = asyncio.create_task(self.spawn(live, prestart=True))
+
+    async def ensure_process(self, live: LiveSession) -> AgentProcess | None:
+        """The session's live process: the one starting, the warm one, or a new one."""
+        if live.spawning is not None:
+            spawning = live.spawning
+            process = await spawning
+            if live.spawning is spawning:
+                live.spawning = None
+            if process is not None and process.alive:
+                return process
+        if live.process is not None:
+            if live.process.alive:
+                return live.process
+            # It died between turns, before anyone read its exit: record and release it.
+            dead = live.process
+            await self.drop_process(live, dead, dead.exit or ProcessExit(False, "exited"))
+        return await self.spawn(live)
+
+    async def spawn(self, live: LiveSession, *, prestart: bool = False
+                    ) -> AgentProcess | None:
+        """Start the session's process (None if it is closed, the CLI failed to start, or
+        for a prestart, no slot was free)."""
+        async with live.lock:
+            if live.process is not None and live.process.alive:
+                return live.process
+            record = await self.store.get_session(live.id)
+            if record is None or live.closed or record.status in CLOSED_STATUSES:
+                return None
+            if prestart:
+                if not self.pool.try_reserve(live.id):
+                    await self.store.update_session(live.id, status=SessionStatus.STOPPED)
+                    return None
+            else:
+                await self.store.update_session(live.id, status=SessionStatus.STARTING)
+                await self.pool.reserve(live.id, self.live.is_idle, self.evict)
+            spec = AgentSpec.from_options(record.model, record.permission_mode, record.options)
+            if record.claude_session_id:
+                launch = Launch(resume=record.claude_session_id)
+            elif record.options.get("forkOf"):
+                launch = Launch(resume=record.options["forkOf"], fork=True)
+            else:
+                launch = Launch(session_id=str(uuid.uuid4()))
+            binding = ProcessBinding(live.id, live.current_turn_id,
+                                     non_interactive=bool(record.options.get("nonInteractive")))
+            process = await self._adopt_spare(record, spec, launch, binding)
+            adopted = process is not None
+            if process is None:
+                process = await self._start_new(live, record, spec, launch, binding)
+                if process is None:
+                    return None
+            if live.closed:  # deleted while it started
+                await self.pool.release(live.id)
+                await process.stop()
+                return None
+            live.process = process
+            live.spawn_error = None
+            await self.pool.attach(live.id, process)
+            await self.store.update_session(live.id, status=SessionStatus.RUNNING
+                                            if live.current else SessionStatus.IDLE)
+            await self.events.emit(live.id, "process.started", {
+                "pid": process.pid, "resumed": launch.resume is not None,
+                "forked": launch.fork, "spare": adopted})
+            return process
+
+    async def _start_new(self, live: LiveSession, record: SessionRecord, spec: AgentSpec,
+                         launch: Launch, binding: ProcessBinding) -> AgentProcess | None:
+        starting: AgentProcess | None = None
+        try:
+            # Checked again at every start: the agent may have replaced its workspace
+            # with a link since the session was created.
+            starting = self._new_process(spec, Placement(record.home, record.workspace),
+                                         launch, binding)
+            await asyncio.wait_for(starting.start(), self.settings.spawn_timeout_seconds)
+            return starting
+        except BaseException as exc:
+            await self.pool.release(live.id)
+            if starting is not None:
+                with contextlib.suppress(Exception):
+                    await starting.stop()
+            if not isinstance(exc, Exception):
+                raise
+            error = {"detail": f"{exc.__class__.__name__}: {exc}",
+                     "stderr": starting.stderr_tail.text(8192) if starting else ""}
+            live.spawn_error = error
+            logger.warning("CLI process failed to start: %s", error["detail"],
+                           extra={"session_id": live.id, "stderr": error["stderr"][-2000:]})
+            await self.store.update_session(live.id, status=SessionStatus.FAILED)
+            await self.events.emit(live.id, "process.stopped",
+                                   {"reason": "start_failed", **error})
+            return None
+
+    def _new_process(self, spec: AgentSpec, placement: Placement, launch: Launch,
+                     binding: ProcessBinding) -> AgentProcess:
+        """A process for ``spec`` in its workspace, every client-named value confined."""
+        tail = StderrTail()
+        root = self.settings.workspace_root
+        cwd = workspace_dir(root, placement)
+        binding.fence = self._fence(placement.home, cwd)
+        spec = replace(
+            spec, env=check_env(spec.env, self.settings.session_env_allowlist),
+            add_dirs=[str(resolve_added_dir(root, placement.home, name))
+                      for name in spec.add_dirs])
+        options = build_options(
+            spec, cwd=cwd, cli_path=self.cli_path, base_env=self.cli_env, launch=launch,
+            stderr=tail.append, session_store=self.transcripts,
+            can_use_tool=self.permissions.callback(binding),
+            allow_bypass=self.settings.allow_bypass_permissions,
+            running_as_root=os.geteuid() == 0,
+            max_buffer_size=cli_line_limit(self.settings.max_body_bytes))
+        return self.agent_factory(options, stderr_tail=tail, on_exit=self._on_exit,
+                                  binding=binding)
+
+    def _fence(self, home: str, cwd: Path) -> PathFence:
+        root = self.settings.workspace_root
+        return PathFence.build(cwd, home_dir(root, home), root,
+                               [self.settings.data_dir, self.settings.cli_config_dir])
+
+    # -- spares ------------------------------------------------------------------------
+    @staticmethod
+    def _spare_profile(placement: Placement, spec: AgentSpec) -> SpareProfile:
+        """The spare profile a session's first process would fit: its workspace and every
+        option fixed at spawn (model and permission mode are set live on adoption)."""
+        fixed = {"workspace": placement.path, "home": placement.home,
+                 **spawn_options(spec)}
+        return SpareProfile(key=json.dumps(fixed, sort_keys=True, default=str),
+                            workspace=placement.path, how=(placement, spec))
+
+    async def _start_spare(self, profile: SpareProfile) -> AgentProcess | None:
+        """A process for a spare profile, serving nobody yet (for the SparePool)."""
+        placement, spec = profile.how
+        spec = replace(spec, model=self.settings.default_model, permission_mode="default")
+        process: AgentProcess | None = None
+        try:
+            process = self._new_process(spec, placement, Launch(session_id=str(uuid.uuid4())),
+                                        ProcessBinding())
+            await asyncio.wait_for(process.start(), self.settings.spawn_timeout_seconds)
+        except Exception:
+            logger.warning("spare CLI process failed to start", exc_info=True,
+                           extra={"workspace": profile.workspace})
+            if process is not None:
+                with contextlib.suppress(Exception):
+                    await process.stop()
+            return None
+        self.pool.track_pid(process)
+        return process
+
+    async def _adopt_spare(self, record: SessionRecord, spec: AgentSpec, launch: Launch,
+                           binding: ProcessBinding) -> AgentProcess | None:
+        """A spare started with this session's spawn-time options can serve its first
+        conversation (model and mode are set live)."""
+        if launch.resume is not None:
+            return None
+        process = self.spares.take(self._spare_profile(
+            Placement(record.home, record.workspace), spec))
+        if process is None:
+            return None
+        try:
+            if spec.model != self.settings.default_model:
+                await process.set_model(spec.model)
+            if spec.permission_mode != "default":
+                await process.set_permission_mode(spec.permission_mode)
+        except Exception:
+            logger.warning("could not adapt a spare process; starting a new one",
+                           exc_info=True, extra={"session_id": binding.session_id})
+            self.pool.forget_pid(process)
+            with contextlib.suppress(Exception):
+                await process.stop()
+            return None
+        process.binding.session_id = binding.session_id
+        process.binding.current_turn = binding.current_turn
+        process.binding.non_interactive = binding.non_interactive
+        process.binding.fence = self._fence(record.home, process.cwd)
+        self.pool.forget_pid(process)  # attach() tracks it again under the session
+        return process
+
+    async def apply_live(self, live: LiveSession, model: str | None,
+                          permission_mode: str | None) -> None:
+        """Change a live process's model and mode where the CLI allows it; one that
+        refuses is restarted with them when idle (a later spawn reads the stored values)."""
+        process = self.pool.get(live.id)
+        if process is None or not process.alive or (model is None and permission_mode is None):
+            return
+        try:
+            async with asyncio.timeout(CONTROL_TIMEOUT_SECONDS):
+                if model is not None:
+                    await process.set_model(model)
+                if permission_mode is not None:
+                    await process.set_permission_mode(permission_mode)
+        except Exception:
+            logger.warning("the live process refused a change; it restarts with it",
+                           exc_info=True, extra={"session_id": live.id})
+            if live.idle:
+                await self.stop_process(live, "settings_changed")
+                await self.store.update_session(live.id, status=SessionStatus.STOPPED)
+
+    # -- losing a process ----------------------------------------------------------------
+    async def evict(self, session_id: str) -> bool:
+        """Stop an idle session's process to free its slot; False if it is busy."""
+        live = self.live.get(session_id)
+        if live is None or not live.idle:
+            return False
+        held = self.pool.get(session_id)
+        if held is not None and live.process is not held:
+            # The pool holds a process its session has let go of (it is being stopped,
+            # or the session was purged and named again): free the slot all the same.
+            logger.debug("evicting a process its session no longer holds",
+                         extra={"session_id": session_id})
+            await held.stop()
+            await self.pool.release(session_id, held)
+            return True
+        await self.stop_process(live, "evicted")
+        if not live.closed:
+            await self.store.update_session(session_id, status=SessionStatus.STOPPED)
+        return True
+
+    async def _on_exit(self, process: AgentProcess, exit_: ProcessExit) -> None:
+        """A process ended; if nobody is waiting on it (an idle death), record it."""
+        if not exit_.expected and self.spares.owns(process):
+            self.pool.forget_pid(process)
+            self.spares.died(process)
+            return
+        for live in self.live.all():
+            if live.process is process and live.current is None and not exit_.expected:
+                await self.drop_process(live, process, exit_)
+                if not live.closed:
+                    await self.store.update_session(live.id, status=SessionStatus.STOPPED)
+                    self.prestart(live)  # a warm process again, into a free slot
+                return
+
+    async def drop_process(self, live: LiveSession, process: AgentProcess,
+                           exit_: ProcessExit) -> None:
+        """Forget a process that has exited, and say so in the session's log."""
+        if live.process is not process:
+            return
+        live.process = None
+        await self.pool.release(live.id, process)
+        if not exit_.expected:
+            with contextlib.suppress(Exception):
+                await process.stop()  # release the SDK's resources
+        await self.events.emit(live.id, "process.stopped", {
+            "reason": "stopped" if exit_.expected else "exited",
+            "detail": exit_.reason, "exitCode": exit_.exit_code,
+            "stderr": "" if exit_.expected else exit_.stderr})
+
+    async def stop_process(self, live: LiveSession, reason: str) -> None:
+        """Stop the session's process (after its start, if one is under way)."""
+        if live.starting and live.spawning is not None:
+            with contextlib.suppress(Exception):
+                await live.spawning
+        process = live.process
+        if process is None:
+            return
+        live.process = None
+        # A caller cancelled mid-stop (a shutdown, a client gone) must not leave the CLI
+        # half stopped: the stop runs to its end on its own, and stop_all() waits for it.
+        stopping = asyncio.ensure_future(self._stop_and_release(live.id, process))
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
+        await asyncio.shield(stopping)
+        await self.events.emit(live.id, "process.stopped", {"reason": reason})
+
+    async def _stop_and_release(self, session_id: str, process: AgentProcess) -> None:
+        await process.stop()
+        await self.pool.release(session_id, process)
