@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from claude_gateway import __version__
 from claude_gateway.app import create_app
-from claude_gateway.errors import CliNotFoundError, Conflict
+from claude_gateway.errors import CliNotFoundError, WorkspaceBusy
 from claude_gateway.logs import build_handler
 from tests.helpers.gateway import make_settings
 
@@ -32,7 +32,7 @@ def add_probe_routes(app: FastAPI) -> None:
 
     @app.get("/probe/conflict")
     async def conflict() -> None:
-        raise Conflict("busy", code="WORKSPACE_BUSY", details={"workspace": "w"})
+        raise WorkspaceBusy("busy", details={"workspace": "w"})
 
     @app.get("/probe/crash")
     async def crash() -> None:

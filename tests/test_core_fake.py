@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
+from claude_gateway.errors import InterruptFailed, LiveChangeRefused
 from claude_gateway.events.log import EventLog
 from claude_gateway.services.runs import RunRequest, RunService
 from claude_gateway.services.sessions import SessionCreate, SessionManager
@@ -186,3 +188,81 @@ async def test_runs_adopt_spares_and_the_pool_refills(core_factory: Any) -> None
     assert started[0]["spare"] is True
     await wait_until(lambda: spares.ready(spares.profiles[0].key))
     await runs.close()
+
+
+async def test_a_busy_process_that_refuses_a_change_leaves_the_session_unchanged(
+    core_factory: Any,
+) -> None:
+    core: Core = await core_factory()
+    record = await core.manager.create(SessionCreate(model="sonnet"))
+    pending = await core.manager.send_message(record.id, None, "@hang")
+    await wait_until(lambda: bool(core.agents.made and core.agents.made[0].prompts))
+    process = core.agents.made[0]
+    process.refuse_controls = True
+    with pytest.raises(LiveChangeRefused):
+        await core.manager.patch(record.id, None, model="opus", permission_mode="plan")
+    assert (await core.manager.get(record.id)).model == "sonnet"
+    assert (await core.manager.get(record.id)).permission_mode == "default"
+    assert "session.updated" not in await core.types(record.id)
+    process.refuse_controls = False
+    assert await core.manager.interrupt(record.id, None) is True
+    with anyio.fail_after(10):
+        assert (await pending.done).status == "interrupted"
+
+
+async def test_an_idle_process_that_refuses_a_change_restarts_with_it(
+    core_factory: Any,
+) -> None:
+    core: Core = await core_factory()
+    record = await core.manager.create(SessionCreate(model="sonnet"))
+    assert (await core.outcome(record.id, "@reply hi"))["status"] == "completed"
+    first = core.agents.made[0]
+    first.refuse_controls = True
+    updated = await core.manager.patch(record.id, None, model="opus")
+    assert updated.model == "opus" and updated.status == "stopped"
+    assert not first.alive
+    assert (await core.outcome(record.id, "@reply again"))["result"] == "again"
+    assert core.agents.made[-1].options.model == "opus"
+
+
+async def test_a_refused_interrupt_says_so_and_can_be_tried_again(core_factory: Any) -> None:
+    core: Core = await core_factory()
+    record = await core.manager.create(SessionCreate())
+    pending = await core.manager.send_message(record.id, None, "@hang")
+    await wait_until(lambda: bool(core.agents.made and core.agents.made[0].prompts))
+    core.agents.made[0].refuse_controls = True
+    with pytest.raises(InterruptFailed) as refused:
+        await core.manager.interrupt(record.id, None)
+    assert refused.value.details["turnId"] == pending.id
+    assert not pending.done.done()  # the turn goes on
+    core.agents.made[0].refuse_controls = False
+    assert await core.manager.interrupt(record.id, None) is True
+    with anyio.fail_after(10):
+        assert (await pending.done).status == "interrupted"
+
+
+async def test_an_idle_crash_while_the_reaper_forgets_idle_state_leaves_one_process(
+    core_factory: Any,
+) -> None:
+    """The replacement of a process that died idle is started for the session the
+    gateway holds: one forgotten meanwhile by the reaper must not keep a process of its
+    own that nothing would ever stop."""
+    core: Core = await core_factory()
+    record = await core.manager.create(SessionCreate())
+    for round_ in range(20):
+        assert (await core.outcome(record.id, f"@reply {round_}"))["result"] == str(round_)
+        dying = core.agents.live()
+        assert len(dying) == 1
+        dying[0].crash()
+        # The reaper drops idle in-memory state while the exit is being recorded.
+        while dying[0].exit is None or replacing(core, record.id):
+            await core.manager.reap()
+            await anyio.lowlevel.checkpoint()
+        await wait_until(lambda: len(core.agents.live()) <= 1)
+        held = core.manager.supervisor.pool.get(record.id)
+        assert all(p is held for p in core.agents.live())
+
+
+def replacing(core: Core, session_id: str) -> bool:
+    live = core.manager.live(session_id)
+    return live is not None and live.starting

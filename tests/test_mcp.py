@@ -226,3 +226,30 @@ async def test_a_foreign_host_or_origin_is_refused(start_gateway: Any) -> None:
         assert "mcp-session-id" in own.headers
         assert (await client.get("/health")).status_code == 200
         assert (await client.get("/v1/nope")).json()["error"]["code"] == "NOT_FOUND"
+
+
+async def test_one_pair_of_host_and_origin_settings_guards_every_surface(
+    start_gateway: Any,
+) -> None:
+    gateway: Gateway = start_gateway(
+        allowed_hosts=["127.0.0.1", "gw.example"], allowed_origins=["http://app.example:*"],
+        mcp_allowed_hosts=["old.example:*"])  # the deprecated alias still counts
+    assert gateway.app.state.settings.deprecations()
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "0"}}}
+    mcp_headers = {"Accept": "application/json, text/event-stream"}
+    async with gateway.client() as client:
+        for extra, allowed in (({"Host": "gw.example"}, True),
+                               ({"Host": "old.example"}, True),
+                               ({"Host": "localhost"}, False),
+                               ({"Origin": "http://app.example:5173"}, True),
+                               ({"Origin": "http://app.example.evil:5173"}, False),
+                               ({"Origin": "https://app.example:5173"}, False)):
+            rest = await client.get("/v1/sessions", headers=extra)
+            mcp = await client.post("/mcp", json=initialize, headers={**mcp_headers, **extra})
+            if allowed:
+                assert rest.status_code == 200 and mcp.status_code == 200, (extra, mcp.text)
+            else:
+                assert rest.status_code in (403, 421), extra
+                assert mcp.status_code == rest.status_code, extra

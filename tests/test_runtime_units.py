@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from claude_gateway.errors import InvalidCursor, InvalidPath, PathOutsideWorkspace
-from claude_gateway.runtime.options import AgentSpec, Launch, build_options
+from claude_gateway.runtime.options import AgentOptions, AgentSpec, Launch, build_options
 from claude_gateway.runtime.stderr_tail import StderrTail
 from claude_gateway.services.sessions import decode_cursor, encode_cursor
 from claude_gateway.services.workspaces import (
@@ -22,9 +22,12 @@ from claude_gateway.services.workspaces import (
 
 
 def test_default_options_use_the_claude_code_preset(tmp_path: Path) -> None:
-    spec = AgentSpec.from_options("sonnet", "acceptEdits", {
+    stored = {
         "appendSystemPrompt": "Be brief.", "allowedTools": ["Read"], "disallowedTools": ["Bash"],
-        "maxTurns": 4, "effort": "low", "addDirs": ["/srv/shared"], "env": {"FOO": "1"}})
+        "maxTurns": 4, "effort": "low", "addDirs": ["/srv/shared"], "env": {"FOO": "1"}}
+    agent = AgentOptions.from_json(stored)
+    assert {k: v for k, v in agent.to_json().items() if v} == stored  # round trip
+    spec = AgentSpec("sonnet", "acceptEdits", agent)
     options = build_options(spec, cwd=tmp_path, cli_path=Path("/bin/claude"),
                             base_env={"CLAUDE_CONFIG_DIR": "/cfg", "FOO": "0"},
                             launch=Launch(session_id="abc"))
@@ -42,7 +45,8 @@ def test_default_options_use_the_claude_code_preset(tmp_path: Path) -> None:
 
 
 def test_full_system_prompt_resume_fork_and_bypass(tmp_path: Path) -> None:
-    spec = AgentSpec(system_prompt="You are terse.", permission_mode="bypassPermissions")
+    spec = AgentSpec(permission_mode="bypassPermissions",
+                     options=AgentOptions(system_prompt="You are terse."))
     options = build_options(spec, cwd=tmp_path, cli_path=Path("/bin/claude"), base_env={},
                             launch=Launch(resume="old", fork=True), allow_bypass=True,
                             running_as_root=True)

@@ -97,7 +97,7 @@ def test_readme_documents_every_setting() -> None:
     match = re.search(r"<!-- settings:start -->\n(.*?)\n<!-- settings:end -->", readme, re.S)
     assert match, "README has no generated settings table"
     assert match.group(1).strip() == settings_reference().strip(), (
-        "README settings table is stale: regenerate with scripts/update-readme-settings"
+        "README settings table is stale: regenerate with scripts/update-readme"
     )
 
 

@@ -17,7 +17,7 @@ from claude_gateway.api import (
     docs,
     files,
     health,
-    mcp_server,
+    mcp,
     openai,
     permissions,
     runs,
@@ -42,6 +42,7 @@ from claude_gateway.runtime.instance_lock import InstanceLock
 from claude_gateway.runtime.sdk_agent import sdk_agent_factory
 from claude_gateway.services.auth import KeyRing
 from claude_gateway.services.files import FileService
+from claude_gateway.services.openai_chat import ChatService
 from claude_gateway.services.runs import RunService
 from claude_gateway.services.sessions import SessionManager
 from claude_gateway.settings import Settings
@@ -100,6 +101,9 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
         app.state.keyring = keyring
         run_service = RunService(session_manager, store)
         app.state.runs = run_service
+        app.state.chats = ChatService(settings, session_manager, run_service)
+        for deprecation in settings.deprecations():
+            logger.warning(deprecation)
         logger.info(
             "gateway started",
             extra={"version": __version__, "cli_path": str(cli_path),
@@ -107,7 +111,7 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
                    "data_dir": str(settings.data_dir)},
         )
         try:
-            async with mcp_server.serving(app):
+            async with mcp.serving(app):
                 yield
         finally:
             await run_service.close()
@@ -148,7 +152,7 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
     app.include_router(files.router)
     app.include_router(runs.router)
     app.include_router(openai.router)
-    mcp_server.mount(app)
+    mcp.mount(app)
     docs.mount(app)
     document_security(app)
     return app

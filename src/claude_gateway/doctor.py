@@ -146,6 +146,8 @@ def run_checks(settings: Settings, environ: dict[str, str] | None = None,
         Check("Workspace root", ws_ok, ws_detail),
         Check("Database", True, settings.database_url),
     ]
+    if settings.deprecations():
+        checks.append(Check("Settings", True, "; ".join(settings.deprecations())))
     if check_network:
         checks.append(check_upstream(settings, environ))
     return checks

@@ -1,70 +1,258 @@
-"""The gateway's exceptions.
+"""The gateway's exceptions and error codes.
 
-GatewayError                      any failure with an API error code
-├── SettingsError                 a setting is unknown or has a bad value (at start)
-├── CliNotFoundError              no usable `claude` binary
-└── ApiError                      an error that becomes an HTTP error body
+Every code a client can meet is an :class:`ErrorCode`, described once in
+:data:`ERROR_CODES` (the README's table of codes is generated from it). An exception's
+code is its class's: there is no per-instance override.
+
+GatewayError                      INTERNAL_ERROR unless a subclass says otherwise
+├── SettingsError                 INVALID_SETTINGS: a setting is unknown or bad (at start)
+├── CliNotFoundError              CLI_NOT_FOUND: no usable `claude` binary (at start)
+└── ApiError                      500 INTERNAL_ERROR: an error that becomes an HTTP body
     ├── InvalidRequest            400 INVALID_REQUEST
     │   ├── InvalidCursor         400 INVALID_CURSOR
     │   ├── InvalidPath           400 INVALID_PATH
     │   ├── PathOutsideWorkspace  400 PATH_OUTSIDE_WORKSPACE
     │   ├── EnvNotAllowed         400 ENV_NOT_ALLOWED
-    │   └── InvalidJsonSchema     400 INVALID_JSON_SCHEMA
+    │   ├── InvalidJsonSchema     400 INVALID_JSON_SCHEMA
+    │   ├── ImageFetchFailed      400 IMAGE_FETCH_FAILED
+    │   ├── NotADirectory         400 NOT_A_DIRECTORY
+    │   └── BinaryFile            400 BINARY_FILE
     ├── Unauthorized              401 UNAUTHORIZED
+    ├── PaymentRequired           402 BUDGET_EXCEEDED
     ├── Forbidden                 403 FORBIDDEN
-    │   ├── PermissionModeNotAllowed 403 PERMISSION_MODE_NOT_ALLOWED
+    │   ├── PermissionModeNotAllowed  403 PERMISSION_MODE_NOT_ALLOWED
     │   └── ImageUrlsNotAllowed   403 IMAGE_URLS_NOT_ALLOWED
-    ├── NotFound                  404 *_NOT_FOUND
+    ├── NotFound                  404 NOT_FOUND
     │   ├── SessionNotFound       404 SESSION_NOT_FOUND
     │   ├── PermissionNotFound    404 PERMISSION_NOT_FOUND
     │   ├── FileNotFound          404 FILE_NOT_FOUND
     │   ├── RunNotFound           404 RUN_NOT_FOUND
-    │   ├── ModelNotFound         404 MODEL_NOT_FOUND (model_not_found to OpenAI clients)
+    │   ├── ModelNotFound         404 MODEL_NOT_FOUND
     │   └── ConversationNotFound  404 CONVERSATION_NOT_FOUND
-    ├── Conflict                  409
-    │   ├── SessionEnded          409 SESSION_ENDED / SESSION_EXPIRED
-    │   ├── PermissionAlreadyResolved 409 PERMISSION_ALREADY_RESOLVED
+    ├── RequestTimeout            408 REQUEST_TIMEOUT
+    ├── Conflict                  409 CONFLICT
+    │   ├── SessionEnded          409 SESSION_ENDED
+    │   │   └── SessionExpired    409 SESSION_EXPIRED
+    │   ├── PermissionAlreadyResolved  409 PERMISSION_ALREADY_RESOLVED
     │   ├── IsADirectory          409 IS_A_DIRECTORY
     │   ├── WorkspaceBusy         409 WORKSPACE_BUSY
-    │   └── ConversationNotStarted 409 CONVERSATION_NOT_STARTED
-    ├── RequestTimeout            408 REQUEST_TIMEOUT
-    ├── PaymentRequired           402 BUDGET_EXCEEDED
+    │   ├── LiveChangeRefused     409 LIVE_CHANGE_REFUSED
+    │   └── ConversationNotStarted  409 CONVERSATION_NOT_STARTED
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
+    ├── InterruptFailed           502 INTERRUPT_FAILED
     └── TooManyRequests           429 RATE_LIMITED
         ├── MaxSessionsReached    429 MAX_SESSIONS_REACHED
         └── TooManyTurns          429 TOO_MANY_TURNS
+
+(``DataDirInUse``, 'DATA_DIR_IN_USE', lives with the instance lock in ``runtime``.)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
+
+
+class ErrorCode(StrEnum):
+    """Every error code of the gateway (HTTP bodies, ``turn.failed`` events, start-up)."""
+
+    INVALID_REQUEST = "INVALID_REQUEST"
+    INVALID_CURSOR = "INVALID_CURSOR"
+    INVALID_PATH = "INVALID_PATH"
+    PATH_OUTSIDE_WORKSPACE = "PATH_OUTSIDE_WORKSPACE"
+    ENV_NOT_ALLOWED = "ENV_NOT_ALLOWED"
+    INVALID_JSON_SCHEMA = "INVALID_JSON_SCHEMA"
+    IMAGE_FETCH_FAILED = "IMAGE_FETCH_FAILED"
+    NOT_A_DIRECTORY = "NOT_A_DIRECTORY"
+    BINARY_FILE = "BINARY_FILE"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+    FORBIDDEN = "FORBIDDEN"
+    ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
+    PERMISSION_MODE_NOT_ALLOWED = "PERMISSION_MODE_NOT_ALLOWED"
+    IMAGE_URLS_NOT_ALLOWED = "IMAGE_URLS_NOT_ALLOWED"
+    NOT_FOUND = "NOT_FOUND"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    PERMISSION_NOT_FOUND = "PERMISSION_NOT_FOUND"
+    FILE_NOT_FOUND = "FILE_NOT_FOUND"
+    RUN_NOT_FOUND = "RUN_NOT_FOUND"
+    MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
+    CONVERSATION_NOT_FOUND = "CONVERSATION_NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+    CONFLICT = "CONFLICT"
+    SESSION_ENDED = "SESSION_ENDED"
+    SESSION_EXPIRED = "SESSION_EXPIRED"
+    PERMISSION_ALREADY_RESOLVED = "PERMISSION_ALREADY_RESOLVED"
+    IS_A_DIRECTORY = "IS_A_DIRECTORY"
+    WORKSPACE_BUSY = "WORKSPACE_BUSY"
+    CONVERSATION_NOT_STARTED = "CONVERSATION_NOT_STARTED"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    RANGE_NOT_SATISFIABLE = "RANGE_NOT_SATISFIABLE"
+    HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED"
+    RATE_LIMITED = "RATE_LIMITED"
+    MAX_SESSIONS_REACHED = "MAX_SESSIONS_REACHED"
+    TOO_MANY_TURNS = "TOO_MANY_TURNS"
+    INTERRUPT_FAILED = "INTERRUPT_FAILED"
+    LIVE_CHANGE_REFUSED = "LIVE_CHANGE_REFUSED"
+    HTTP_ERROR = "HTTP_ERROR"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    UNAVAILABLE = "UNAVAILABLE"
+    PROCESS_START_FAILED = "PROCESS_START_FAILED"
+    PROCESS_EXITED = "PROCESS_EXITED"
+    GATEWAY_SHUTDOWN = "GATEWAY_SHUTDOWN"
+    GATEWAY_RESTARTED = "GATEWAY_RESTARTED"
+    MAX_TURNS_REACHED = "MAX_TURNS_REACHED"
+    TURN_BUDGET_EXCEEDED = "TURN_BUDGET_EXCEEDED"
+    UPSTREAM_ERROR = "UPSTREAM_ERROR"
+    UPSTREAM_AUTH_FAILED = "UPSTREAM_AUTH_FAILED"
+    TURN_FAILED = "TURN_FAILED"
+    INVALID_SETTINGS = "INVALID_SETTINGS"
+    CLI_NOT_FOUND = "CLI_NOT_FOUND"
+    DATA_DIR_IN_USE = "DATA_DIR_IN_USE"
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    status: int | None
+    """The HTTP status it comes with (None: never an HTTP error)."""
+    meaning: str
+    turn: bool = False
+    """Also the ``error.code`` of a ``turn.failed`` event."""
+    at_start: bool = False
+    """Stops the gateway from starting."""
+
+
+E = ErrorCode
+ERROR_CODES: dict[ErrorCode, CodeInfo] = {
+    E.INVALID_REQUEST: CodeInfo(400, "The request is malformed or a field is invalid "
+                                "(`details` names it).", turn=False),
+    E.INVALID_CURSOR: CodeInfo(400, "A page cursor this server did not give out."),
+    E.INVALID_PATH: CodeInfo(400, "A path that is absolute, has `..`, or is not valid."),
+    E.PATH_OUTSIDE_WORKSPACE: CodeInfo(400, "A path or workspace that resolves (links "
+                                       "included) outside the caller's own directory."),
+    E.ENV_NOT_ALLOWED: CodeInfo(400, "An environment variable a client may not set (it "
+                                "would choose the upstream, credentials or process "
+                                "behaviour)."),
+    E.INVALID_JSON_SCHEMA: CodeInfo(400, "A structured-output schema the CLI does not "
+                                    "accept.", turn=True),
+    E.IMAGE_FETCH_FAILED: CodeInfo(400, "An image URL could not be fetched."),
+    E.NOT_A_DIRECTORY: CodeInfo(400, "MCP `list_files` on a file."),
+    E.BINARY_FILE: CodeInfo(400, "MCP `read_file` as text of a file that is not UTF-8."),
+    E.UNAUTHORIZED: CodeInfo(401, "No API key, or not a valid one."),
+    E.BUDGET_EXCEEDED: CodeInfo(402, "The key has spent its daily budget "
+                                "(`CLAUDE_GATEWAY_DAILY_BUDGET_USD`)."),
+    E.FORBIDDEN: CodeInfo(403, "The key may not do this (an admin-only call)."),
+    E.ORIGIN_NOT_ALLOWED: CodeInfo(403, "A browser `Origin` the gateway does not allow."),
+    E.PERMISSION_MODE_NOT_ALLOWED: CodeInfo(403, "`bypassPermissions` without the "
+                                            "operator's consent."),
+    E.IMAGE_URLS_NOT_ALLOWED: CodeInfo(403, "An image by URL while the gateway does not "
+                                       "fetch images."),
+    E.NOT_FOUND: CodeInfo(404, "No such route."),
+    E.SESSION_NOT_FOUND: CodeInfo(404, "No session with this id, or another key's."),
+    E.PERMISSION_NOT_FOUND: CodeInfo(404, "No pending permission request with this id."),
+    E.FILE_NOT_FOUND: CodeInfo(404, "No such file in the caller's directory."),
+    E.RUN_NOT_FOUND: CodeInfo(404, "No such run of the caller's (or, to cancel, not "
+                              "running)."),
+    E.MODEL_NOT_FOUND: CodeInfo(404, "A model name the gateway does not serve "
+                                "(`model_not_found` to OpenAI clients)."),
+    E.CONVERSATION_NOT_FOUND: CodeInfo(404, "A Claude conversation id that does not "
+                                       "exist or is another key's."),
+    E.METHOD_NOT_ALLOWED: CodeInfo(405, "The route exists, the method does not."),
+    E.NOT_ACCEPTABLE: CodeInfo(406, "The response type asked for is not offered."),
+    E.REQUEST_TIMEOUT: CodeInfo(408, "The request body did not arrive in time."),
+    E.CONFLICT: CodeInfo(409, "The request conflicts with the resource's state."),
+    E.SESSION_ENDED: CodeInfo(409, "The session has ended (a turn: it ended while the "
+                              "turn waited or ran).", turn=True),
+    E.SESSION_EXPIRED: CodeInfo(409, "The session expired (its TTL passed)."),
+    E.PERMISSION_ALREADY_RESOLVED: CodeInfo(409, "The permission request was answered, "
+                                            "timed out or was cancelled."),
+    E.IS_A_DIRECTORY: CodeInfo(409, "A file operation on a directory."),
+    E.WORKSPACE_BUSY: CodeInfo(409, "Another agent works in this workspace."),
+    E.CONVERSATION_NOT_STARTED: CodeInfo(409, "The session has no conversation yet "
+                                         "(nothing to fork)."),
+    E.PAYLOAD_TOO_LARGE: CodeInfo(413, "A body, prompt, upload or image over its limit."),
+    E.UNSUPPORTED_MEDIA_TYPE: CodeInfo(415, "A body that is not JSON where JSON is "
+                                       "expected."),
+    E.RANGE_NOT_SATISFIABLE: CodeInfo(416, "A byte range outside the file."),
+    E.HOST_NOT_ALLOWED: CodeInfo(421, "A `Host` header the gateway does not serve."),
+    E.RATE_LIMITED: CodeInfo(429, "Too many requests, or too many wrong keys (see "
+                             "`Retry-After`)."),
+    E.MAX_SESSIONS_REACHED: CodeInfo(429, "The gateway's or the key's session cap."),
+    E.TOO_MANY_TURNS: CodeInfo(429, "The key's cap of turns running or queued."),
+    E.INTERRUPT_FAILED: CodeInfo(502, "The CLI did not take the interrupt; the turn goes "
+                                 "on (try again)."),
+    E.LIVE_CHANGE_REFUSED: CodeInfo(409, "The running CLI refused a model or permission-"
+                                    "mode change; nothing changed (try again when the "
+                                    "turn has ended)."),
+    E.HTTP_ERROR: CodeInfo(None, "Any other HTTP error (its status says which)."),
+    E.INTERNAL_ERROR: CodeInfo(500, "A bug: the gateway logged it with the request id.",
+                               turn=True),
+    E.UNAVAILABLE: CodeInfo(503, "The gateway is starting or stopping."),
+    E.PROCESS_START_FAILED: CodeInfo(None, "The CLI could not start (`stderr` says why).",
+                                     turn=True),
+    E.PROCESS_EXITED: CodeInfo(None, "The CLI process died during the turn; it is "
+                               "restarted for the next one.", turn=True),
+    E.GATEWAY_SHUTDOWN: CodeInfo(None, "The gateway stopped during the turn.", turn=True),
+    E.GATEWAY_RESTARTED: CodeInfo(None, "The gateway restarted before the turn finished.",
+                                  turn=True),
+    E.MAX_TURNS_REACHED: CodeInfo(None, "The agent reached the session's `maxTurns`.",
+                                  turn=True),
+    E.TURN_BUDGET_EXCEEDED: CodeInfo(None, "The CLI's own cost limit for the turn "
+                                     "(`error_max_budget_usd`).", turn=True),
+    E.UPSTREAM_ERROR: CodeInfo(None, "The model's API answered with an error "
+                               "(`apiErrorStatus`).", turn=True),
+    E.UPSTREAM_AUTH_FAILED: CodeInfo(None, "The upstream refused the gateway's "
+                                     "credentials, or there are none.", turn=True),
+    E.TURN_FAILED: CodeInfo(None, "The CLI reported another error.", turn=True),
+    E.INVALID_SETTINGS: CodeInfo(None, "A setting is unknown or has a bad value.",
+                                 at_start=True),
+    E.CLI_NOT_FOUND: CodeInfo(None, "No usable `claude` binary.", at_start=True),
+    E.DATA_DIR_IN_USE: CodeInfo(None, "Another gateway runs on the same data directory.",
+                                at_start=True),
+}
+del E
+
+
+def error_codes_reference() -> str:
+    """The README's table of error codes (Markdown)."""
+    rows = ["| code | where | meaning |", "|---|---|---|"]
+    for code, info in ERROR_CODES.items():
+        where = [str(info.status)] if info.status is not None else []
+        if info.turn:
+            where.append("`turn.failed`")
+        if info.at_start:
+            where.append("at start")
+        where = where or ["other 4xx"]
+        rows.append(f"| `{code}` | {', '.join(where)} | {info.meaning} |")
+    return "\n".join(rows) + "\n"
 
 
 class GatewayError(Exception):
     """Root of every error the gateway raises on purpose."""
 
-    code: ClassVar[str] = "INTERNAL_ERROR"
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL_ERROR
     status: ClassVar[int] = 500
 
-    def __init__(self, message: str, *, code: str | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        if code is not None:
-            self.code = code  # type: ignore[misc]
         self.details = details or {}
 
 
 class SettingsError(GatewayError):
     """A setting is unknown or has a value that cannot be used."""
 
-    code = "INVALID_SETTINGS"
+    code = ErrorCode.INVALID_SETTINGS
 
 
 class CliNotFoundError(GatewayError):
     """The Claude Code CLI binary cannot be found or run."""
 
-    code = "CLI_NOT_FOUND"
+    code = ErrorCode.CLI_NOT_FOUND
 
 
 class ApiError(GatewayError):
@@ -72,69 +260,78 @@ class ApiError(GatewayError):
 
 
 class InvalidRequest(ApiError):
-    code = "INVALID_REQUEST"
+    code = ErrorCode.INVALID_REQUEST
     status = 400
 
 
 class Unauthorized(ApiError):
-    code = "UNAUTHORIZED"
+    code = ErrorCode.UNAUTHORIZED
     status = 401
 
 
 class Forbidden(ApiError):
-    code = "FORBIDDEN"
+    code = ErrorCode.FORBIDDEN
     status = 403
 
 
 class NotFound(ApiError):
-    code = "NOT_FOUND"
+    code = ErrorCode.NOT_FOUND
     status = 404
 
 
 class Conflict(ApiError):
-    code = "CONFLICT"
+    code = ErrorCode.CONFLICT
     status = 409
 
 
 class RequestTimeout(ApiError):
-    code = "REQUEST_TIMEOUT"
+    code = ErrorCode.REQUEST_TIMEOUT
     status = 408
 
 
 class PaymentRequired(ApiError):
-    code = "BUDGET_EXCEEDED"
+    code = ErrorCode.BUDGET_EXCEEDED
     status = 402
 
 
 class PayloadTooLarge(ApiError):
-    code = "PAYLOAD_TOO_LARGE"
+    code = ErrorCode.PAYLOAD_TOO_LARGE
     status = 413
 
 
 class TooManyRequests(ApiError):
-    code = "RATE_LIMITED"
+    code = ErrorCode.RATE_LIMITED
     status = 429
 
 
 class SessionNotFound(NotFound):
-    code = "SESSION_NOT_FOUND"
+    code = ErrorCode.SESSION_NOT_FOUND
 
     def __init__(self, session_id: str) -> None:
         super().__init__(f"Session {session_id} not found", details={"sessionId": session_id})
 
 
 class SessionEnded(Conflict):
-    code = "SESSION_ENDED"
+    code = ErrorCode.SESSION_ENDED
 
     def __init__(self, session_id: str, status: str) -> None:
         super().__init__(f"Session {session_id} is {status} and takes no more messages",
                          details={"sessionId": session_id, "status": status})
+
+    @staticmethod
+    def of(session_id: str, status: str) -> SessionEnded:
+        """The error for a closed session: SESSION_EXPIRED if it expired."""
         if status == "expired":
-            self.code = "SESSION_EXPIRED"  # type: ignore[misc]
+            return SessionExpired(session_id, status)
+        return SessionEnded(session_id, status)
+
+
+class SessionExpired(SessionEnded):
+    code = ErrorCode.SESSION_EXPIRED
 
 
 class PermissionNotFound(NotFound):
-    code = "PERMISSION_NOT_FOUND"
+    code = ErrorCode.PERMISSION_NOT_FOUND
 
     def __init__(self, request_id: str) -> None:
         super().__init__(f"Permission request {request_id} not found",
@@ -142,7 +339,7 @@ class PermissionNotFound(NotFound):
 
 
 class PermissionAlreadyResolved(Conflict):
-    code = "PERMISSION_ALREADY_RESOLVED"
+    code = ErrorCode.PERMISSION_ALREADY_RESOLVED
 
     def __init__(self, request_id: str, status: str) -> None:
         super().__init__(f"Permission request {request_id} is already {status}",
@@ -150,56 +347,56 @@ class PermissionAlreadyResolved(Conflict):
 
 
 class FileNotFound(NotFound):
-    code = "FILE_NOT_FOUND"
+    code = ErrorCode.FILE_NOT_FOUND
 
 
 class IsADirectory(Conflict):
-    code = "IS_A_DIRECTORY"
+    code = ErrorCode.IS_A_DIRECTORY
 
 
 class WorkspaceBusy(Conflict):
-    code = "WORKSPACE_BUSY"
+    code = ErrorCode.WORKSPACE_BUSY
 
 
 class RunNotFound(NotFound):
-    code = "RUN_NOT_FOUND"
+    code = ErrorCode.RUN_NOT_FOUND
 
 
 class PermissionModeNotAllowed(Forbidden):
-    code = "PERMISSION_MODE_NOT_ALLOWED"
+    code = ErrorCode.PERMISSION_MODE_NOT_ALLOWED
 
 
 class TooManyTurns(TooManyRequests):
-    code = "TOO_MANY_TURNS"
+    code = ErrorCode.TOO_MANY_TURNS
 
 
 class MaxSessionsReached(TooManyRequests):
-    code = "MAX_SESSIONS_REACHED"
+    code = ErrorCode.MAX_SESSIONS_REACHED
 
 
 class InvalidCursor(InvalidRequest):
-    code = "INVALID_CURSOR"
+    code = ErrorCode.INVALID_CURSOR
 
 
 class InvalidPath(InvalidRequest):
-    code = "INVALID_PATH"
+    code = ErrorCode.INVALID_PATH
 
 
 class PathOutsideWorkspace(InvalidRequest):
-    code = "PATH_OUTSIDE_WORKSPACE"
+    code = ErrorCode.PATH_OUTSIDE_WORKSPACE
 
 
 class EnvNotAllowed(InvalidRequest):
     """An environment variable a client may not set (it would choose the upstream, the
     credentials, the CLI's config or how processes behave)."""
 
-    code = "ENV_NOT_ALLOWED"
+    code = ErrorCode.ENV_NOT_ALLOWED
 
 
 class ConversationNotFound(NotFound):
     """A Claude conversation id that does not exist, or belongs to another key."""
 
-    code = "CONVERSATION_NOT_FOUND"
+    code = ErrorCode.CONVERSATION_NOT_FOUND
 
     def __init__(self, conversation_id: str) -> None:
         super().__init__(f"Conversation {conversation_id} not found",
@@ -209,22 +406,52 @@ class ConversationNotFound(NotFound):
 class ConversationNotStarted(Conflict):
     """The session exists but has no conversation yet (nothing to fork)."""
 
-    code = "CONVERSATION_NOT_STARTED"
+    code = ErrorCode.CONVERSATION_NOT_STARTED
 
 
 class ImageUrlsNotAllowed(Forbidden):
     """The gateway is not allowed to fetch images from URLs."""
 
-    code = "IMAGE_URLS_NOT_ALLOWED"
+    code = ErrorCode.IMAGE_URLS_NOT_ALLOWED
 
 
 class InvalidJsonSchema(InvalidRequest):
     """A structured-output schema that is not a JSON Schema the CLI accepts."""
 
-    code = "INVALID_JSON_SCHEMA"
+    code = ErrorCode.INVALID_JSON_SCHEMA
 
 
 class ModelNotFound(NotFound):
     """A model name the gateway does not serve (with strict model names)."""
 
-    code = "MODEL_NOT_FOUND"
+    code = ErrorCode.MODEL_NOT_FOUND
+
+
+class ImageFetchFailed(InvalidRequest):
+    code = ErrorCode.IMAGE_FETCH_FAILED
+
+
+class NotADirectory(InvalidRequest):
+    code = ErrorCode.NOT_A_DIRECTORY
+
+
+class BinaryFile(InvalidRequest):
+    code = ErrorCode.BINARY_FILE
+
+
+
+class LiveChangeRefused(Conflict):
+    """The running CLI refused a live change (model, permission mode)."""
+
+    code = ErrorCode.LIVE_CHANGE_REFUSED
+
+
+class InterruptFailed(ApiError):
+    """The CLI did not take an interrupt request."""
+
+    code = ErrorCode.INTERRUPT_FAILED
+    status = 502
+
+_undescribed = set(ErrorCode) - set(ERROR_CODES)
+if _undescribed:
+    raise RuntimeError(f"error codes without a description: {sorted(_undescribed)}")

@@ -229,15 +229,13 @@ class Settings(BaseSettings):
         False, description="Let OpenAI `image_url` parts name http(s) URLs, fetched by the "
         "gateway (within the image size limit and a 10 s timeout). `data:` URLs always work.",
     )
-    mcp_allowed_hosts: list[str] = Field(
-        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
-        description="`Host` values the MCP endpoint accepts (DNS-rebinding protection; a "
-        "JSON list, `*` as the port wildcard).",
+    mcp_allowed_hosts: list[str] | None = Field(
+        None, description="Deprecated: use `CLAUDE_GATEWAY_ALLOWED_HOSTS`, which covers "
+        "`/mcp` too (values given here are added to it, with a warning at start).",
     )
-    mcp_allowed_origins: list[str] = Field(
-        default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*",
-                                 "http://[::1]:*"],
-        description="`Origin` values the MCP endpoint accepts from browsers (a JSON list).",
+    mcp_allowed_origins: list[str] | None = Field(
+        None, description="Deprecated: use `CLAUDE_GATEWAY_ALLOWED_ORIGINS`, which covers "
+        "`/mcp` too (values given here are added to it, with a warning at start).",
     )
     api_keys: list[ConfiguredKey] = Field(
         default_factory=list,
@@ -281,12 +279,18 @@ class Settings(BaseSettings):
     )
     allowed_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "[::1]"],
-        description="`Host` names the gateway answers (DNS-rebinding protection; a JSON "
-        "list, `*` allows any). Add the name clients use when you bind elsewhere.",
+        description="`Host` names the gateway answers on every surface, REST, WebSocket "
+        "and `/mcp` (DNS-rebinding protection; a JSON list, `*` allows any). Add the name "
+        "clients use when you bind elsewhere.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Browser origins, besides the gateway's own, "
+        "that may call it on every surface (a JSON list; `*` as the port wildcard, e.g. "
+        "`http://localhost:*`). Any other `Origin` gets 403 ORIGIN_NOT_ALLOWED.",
     )
     cors_origins: list[str] = Field(
-        default_factory=list, description="Origins allowed to call the API from a browser "
-        "(a JSON list). Empty: CORS is off and cross-origin requests are refused.",
+        default_factory=list, description="Origins whose pages may read the API's answers "
+        "(CORS; a JSON list); they are allowed origins too. Empty: CORS is off.",
     )
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Largest request body outside file uploads "
@@ -351,6 +355,29 @@ class Settings(BaseSettings):
         if self.claude_config_dir is None:
             self.claude_config_dir = self.data_dir / "claude"
         return self
+
+    @model_validator(mode="after")
+    def _fold_deprecated_aliases(self) -> Settings:
+        """The MCP-only Host and Origin settings of earlier versions join the pair that
+        serves every surface."""
+        for host in self.mcp_allowed_hosts or []:
+            name = host.removesuffix(":*")
+            if name not in self.allowed_hosts:
+                self.allowed_hosts.append(name)
+        for origin in self.mcp_allowed_origins or []:
+            if origin not in self.allowed_origins:
+                self.allowed_origins.append(origin)
+        return self
+
+    def deprecations(self) -> list[str]:
+        """What the operator should change (logged at start, shown by ``doctor``)."""
+        found = []
+        for field, instead in (("mcp_allowed_hosts", "allowed_hosts"),
+                               ("mcp_allowed_origins", "allowed_origins")):
+            if getattr(self, field) is not None:
+                found.append(f"{env_name(field)} is deprecated: its values were added to "
+                             f"{env_name(instead)}, which covers /mcp too")
+        return found
 
     @property
     def cli_config_dir(self) -> Path:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from claude_gateway.runtime.options import AgentOptions
 from claude_gateway.storage.records import (
     EventRecord,
+    MessageRecord,
     PermissionRecord,
     SessionRecord,
     Usage,
@@ -36,6 +38,17 @@ def envelope(event: EventRecord) -> dict[str, Any]:
             "type": event.type, "ts": rfc3339(event.ts), "data": event.data}
 
 
+def message_page_to_api(page: list[MessageRecord], total: int, *, limit: int, offset: int
+                        ) -> dict[str, Any]:
+    """A page of a session's messages, with where it stands in the whole history."""
+    return {
+        "messages": [{"id": m.id, "role": m.role, "content": m.content, "turnId": m.turn_id,
+                      "createdAt": rfc3339(m.created_at)} for m in page],
+        "pagination": {"limit": limit, "offset": offset, "total": total,
+                       "hasMore": offset + len(page) < total},
+    }
+
+
 def usage_to_api(usage: Usage) -> dict[str, Any]:
     return {
         "inputTokens": usage.input_tokens,
@@ -49,7 +62,7 @@ def usage_to_api(usage: Usage) -> dict[str, Any]:
 def session_to_api(record: SessionRecord, *, queue_depth: int = 0,
                    waiting: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The session object."""
-    options = record.options
+    agent = AgentOptions.from_json(record.options)  # env and jsonSchema stay private
     window, used = record.context_window, record.context_tokens
     return {
         "id": record.id,
@@ -77,13 +90,13 @@ def session_to_api(record: SessionRecord, *, queue_depth: int = 0,
         "lastSeq": record.last_seq,
         "queueDepth": queue_depth,
         "waitingForPermission": waiting or [],
-        "systemPrompt": options.get("systemPrompt"),
-        "appendSystemPrompt": options.get("appendSystemPrompt"),
-        "allowedTools": options.get("allowedTools", []),
-        "disallowedTools": options.get("disallowedTools", []),
-        "maxTurns": options.get("maxTurns"),
-        "effort": options.get("effort"),
-        "addDirs": options.get("addDirs", []),
+        "systemPrompt": agent.system_prompt,
+        "appendSystemPrompt": agent.append_system_prompt,
+        "allowedTools": agent.allowed_tools,
+        "disallowedTools": agent.disallowed_tools,
+        "maxTurns": agent.max_turns,
+        "effort": agent.effort,
+        "addDirs": agent.add_dirs,
     }
 
 

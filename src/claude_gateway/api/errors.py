@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from claude_gateway.errors import ApiError
+from claude_gateway.errors import ApiError, ErrorCode
 from claude_gateway.logs import request_id_var
 from claude_gateway.services.openai_compat import error_body as oa_error_body
 from claude_gateway.services.openai_compat import error_type as oa_error_type
@@ -25,24 +25,24 @@ from claude_gateway.services.openai_compat import is_openai_path
 logger = logging.getLogger("claude_gateway.api")
 
 _HTTP_CODES = {
-    400: "INVALID_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    408: "REQUEST_TIMEOUT",
-    409: "CONFLICT",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    416: "RANGE_NOT_SATISFIABLE",
-    421: "HOST_NOT_ALLOWED",
-    429: "RATE_LIMITED",
-    503: "UNAVAILABLE",
+    400: ErrorCode.INVALID_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    406: ErrorCode.NOT_ACCEPTABLE,
+    408: ErrorCode.REQUEST_TIMEOUT,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    416: ErrorCode.RANGE_NOT_SATISFIABLE,
+    421: ErrorCode.HOST_NOT_ALLOWED,
+    429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.UNAVAILABLE,
 }
 
 
-OPENAI_CODES = {"MODEL_NOT_FOUND": "model_not_found"}
+OPENAI_CODES: dict[str, str] = {ErrorCode.MODEL_NOT_FOUND: "model_not_found"}
 """Codes OpenAI's own API spells its way: its clients and users look for these."""
 MCP_PATH = "/mcp"
 JSONRPC_UNAUTHORIZED = -32001
@@ -131,18 +131,19 @@ def install_error_handlers(app: FastAPI) -> None:
                 e["loc"][:1] == ["body"] for e in details["errors"]):
             # FastAPI reads only JSON: say so, rather than that the fields are missing.
             return error_response(
-                request, 415, "UNSUPPORTED_MEDIA_TYPE",
+                request, 415, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                 f"Send the body as JSON, with Content-Type: application/json (this request "
                 f"said {kind.split(';')[0]!r}; with curl, add -H 'content-type: "
                 "application/json')", {"contentType": kind[:100]})
         cursors = {("query", "cursor"), ("header", "Last-Event-ID")}
-        code = "INVALID_CURSOR" if details["errors"] and all(
-            tuple(e["loc"][:2]) in cursors for e in details["errors"]) else "INVALID_REQUEST"
+        only_cursors = details["errors"] and all(
+            tuple(e["loc"][:2]) in cursors for e in details["errors"])
+        code = ErrorCode.INVALID_CURSOR if only_cursors else ErrorCode.INVALID_REQUEST
         return error_response(request, 400, code, message, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        code = _HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
         if exc.status_code == 404:
             message = f"No route for {request.method} {request.url.path}"
         elif exc.status_code == 405:
@@ -158,7 +159,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error on %s %s", request.method, request.url.path,
                      exc_info=exc)
-        return error_response(request, 500, "INTERNAL_ERROR",
+        return error_response(request, 500, ErrorCode.INTERNAL_ERROR,
                               "The gateway failed to handle this request; see its log.")
 
 
@@ -201,7 +202,8 @@ class JsonErrorsMiddleware:
 
     async def _send_json(self, scope: Scope, send: Send, start: Message, text: bytes) -> None:
         status = int(start["status"])
-        code = _HTTP_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "HTTP_ERROR")
+        code = _HTTP_CODES.get(status, ErrorCode.INTERNAL_ERROR if status >= 500
+                               else ErrorCode.HTTP_ERROR)
         message = text.decode("utf-8", "replace").strip()[:500] or HTTPStatus(status).phrase
         kept = {k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", [])
                 if k.lower() in self.KEPT_HEADERS}

@@ -11,10 +11,9 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from claude_gateway.api.deps import Files
 from claude_gateway.api.models import ErrorOut, error_responses
-from claude_gateway.api.principals import owner_filter
 from claude_gateway.errors import InvalidRequest
-from claude_gateway.services.files import FileService
 from claude_gateway.wire import file_entry_to_api
 
 router = APIRouter(prefix="/v1/files", tags=["files"],
@@ -43,16 +42,9 @@ class WrittenOut(BaseModel):
     size: int
 
 
-def files(request: Request) -> FileService:
-    """The file service confined to the caller's own directory (admins: the whole root)."""
-    service: FileService = request.app.state.files
-    return service.for_owner(owner_filter(request.state))
-
-
 @router.get("", response_model=DirectoryOut, responses=ERRORS)
-async def read_root(request: Request) -> Any:
+async def read_root(service: Files) -> Any:
     """The entries of your workspace directory (an admin's: the workspace root)."""
-    service = files(request)
     target, _ = await run_in_threadpool(service.stat, "")
     entries = await run_in_threadpool(service.list_dir, target)
     return {"path": "", "entries": [file_entry_to_api(e) for e in entries]}
@@ -63,12 +55,11 @@ async def read_root(request: Request) -> Any:
                     "content": {"*/*": {}}},
     206: {"description": "The requested range of the file", "content": {"*/*": {}}},
     416: {"model": ErrorOut, "description": "`RANGE_NOT_SATISFIABLE`"}})
-async def read(request: Request, path: str) -> Any:
+async def read(service: Files, path: str) -> Any:
     """A directory's entries, or a file's bytes (with its content type; Range supported)."""
-    service = files(request)
-    target, info = service.stat(path)
+    target, info = await run_in_threadpool(service.stat, path)
     if stat.S_ISDIR(info.st_mode):
-        entries = service.list_dir(target)
+        entries = await run_in_threadpool(service.list_dir, target)
         return {"path": service.relative(target),
                 "entries": [file_entry_to_api(e) for e in entries]}
     media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
@@ -79,20 +70,20 @@ async def read(request: Request, path: str) -> Any:
 @router.put("/{path:path}", status_code=201, response_model=WrittenOut, responses={
     **ERRORS, 409: {"description": "`IS_A_DIRECTORY`"},
     413: {"description": "`PAYLOAD_TOO_LARGE`"}})
-async def write(request: Request, path: str) -> dict[str, Any]:
+async def write(request: Request, service: Files, path: str) -> dict[str, Any]:
     """Write the raw request body to ``path`` (parents created, replaced atomically)."""
     declared = request.headers.get("content-length")
     if declared is not None and not declared.isdigit():
         raise InvalidRequest("Content-Length must be a number")
-    written, size = await files(request).write(
+    written, size = await service.write(
         path, request.stream(), int(declared) if declared is not None else None)
     return {"path": written, "size": size}
 
 
 @router.delete("/{path:path}", status_code=204, responses={
     **ERRORS, 409: {"description": "`IS_A_DIRECTORY` (use recursive=true)"}})
-async def delete(request: Request, path: str,
+async def delete(service: Files, path: str,
                  recursive: Annotated[bool, Query()] = False) -> Response:
     """Delete a file, or a directory with ``recursive=true``."""
-    files(request).delete(path, recursive=recursive)
+    await run_in_threadpool(service.delete, path, recursive=recursive)
     return Response(status_code=204)

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from claude_gateway.api.errors import now_rfc3339
+from claude_gateway.errors import ErrorCode
 
 try:  # httptools is what uvicorn[standard] uses; h11 is the pure-Python fallback
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
@@ -22,8 +23,8 @@ except ImportError:  # pragma: no cover - httptools is a declared dependency
 def json_400(message: str) -> bytes:
     """A complete HTTP/1.1 400 response with the API's error body."""
     body = json.dumps({
-        "error": {"code": "INVALID_REQUEST", "message": f"Malformed HTTP request: {message}",
-                  "details": {}},
+        "error": {"code": ErrorCode.INVALID_REQUEST,
+                  "message": f"Malformed HTTP request: {message}", "details": {}},
         "requestId": "", "timestamp": now_rfc3339()}).encode()
     return (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"

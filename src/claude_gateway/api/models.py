@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from claude_gateway.runtime.options import AgentOptions
 from claude_gateway.services.json_limits import json_integer, shallow
 from claude_gateway.services.prompts import Prompt
 
@@ -111,6 +112,14 @@ class CreateSessionBody(ApiModel):
     share_workspace: bool = Field(
         False, description="Let turns run while another agent works in the workspace "
         "(otherwise 409 WORKSPACE_BUSY).")
+
+
+    def agent_options(self) -> AgentOptions:
+        return AgentOptions(
+            system_prompt=self.system_prompt, append_system_prompt=self.append_system_prompt,
+            allowed_tools=self.allowed_tools, disallowed_tools=self.disallowed_tools,
+            max_turns=self.max_turns, effort=self.effort, add_dirs=self.add_dirs,
+            env=self.env)
 
 
 class PatchSessionBody(ApiModel):

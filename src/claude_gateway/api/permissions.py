@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
+from claude_gateway.api.deps import Owner, Permissions, Sessions
 from claude_gateway.api.models import (
     ErrorOut,
     PermissionAnswerBody,
@@ -13,7 +14,6 @@ from claude_gateway.api.models import (
     PermissionOut,
     error_responses,
 )
-from claude_gateway.api.sessions import manager, owner_of
 from claude_gateway.wire import permission_to_api
 
 router = APIRouter(prefix="/v1/sessions", tags=["permissions"],
@@ -22,23 +22,23 @@ router = APIRouter(prefix="/v1/sessions", tags=["permissions"],
 
 @router.get("/{session_id}/permissions", response_model=PermissionListOut,
             responses={404: {"description": "`SESSION_NOT_FOUND`"}})
-async def list_permissions(request: Request, session_id: str) -> dict[str, Any]:
+async def list_permissions(sessions: Sessions, permissions: Permissions, owner: Owner,
+                           session_id: str) -> dict[str, Any]:
     """Requests waiting for an answer, oldest first."""
-    sessions = manager(request)
-    await sessions.get(session_id, owner_of(request))
-    pending = await sessions.permissions.pending(session_id)
+    await sessions.get(session_id, owner)
+    pending = await permissions.pending(session_id)
     return {"permissions": [permission_to_api(r) for r in pending]}
 
 
 @router.post("/{session_id}/permissions/{request_id}", response_model=PermissionOut,
              responses={404: {"description": "`SESSION_NOT_FOUND`, `PERMISSION_NOT_FOUND`"},
                         409: {"description": "`PERMISSION_ALREADY_RESOLVED`"}})
-async def answer_permission(request: Request, session_id: str, request_id: str,
-                            body: PermissionAnswerBody) -> dict[str, Any]:
+async def answer_permission(sessions: Sessions, permissions: Permissions, owner: Owner,
+                            session_id: str, request_id: str, body: PermissionAnswerBody
+                            ) -> dict[str, Any]:
     """Allow (optionally with a changed input) or deny (with a message for the model)."""
-    sessions = manager(request)
-    await sessions.get(session_id, owner_of(request))
-    record = await sessions.permissions.answer(
+    await sessions.get(session_id, owner)
+    record = await permissions.answer(
         session_id, request_id, decision=body.decision, updated_input=body.updated_input,
         message=body.message, interrupt=body.interrupt,
         apply_suggestions=body.apply_suggestions)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
@@ -12,6 +11,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from claude_gateway.api.deps import Caller, Owner, Runs, Sessions, SettingsDep
 from claude_gateway.api.models import (
     ApiModel,
     EffortName,
@@ -25,11 +25,17 @@ from claude_gateway.api.models import (
     UsageOut,
     error_responses,
 )
-from claude_gateway.api.sessions import caller_of, owner_of
 from claude_gateway.api.sse import event_stream_response
+from claude_gateway.runtime.options import AgentOptions
 from claude_gateway.services.prompts import Prompt
-from claude_gateway.services.runs import RunRequest, RunService
-from claude_gateway.services.sessions import CURSOR_PATTERN, PendingTurn, TurnOutcome, TurnStatus
+from claude_gateway.services.runs import RunRequest
+from claude_gateway.services.sessions import (
+    CURSOR_PATTERN,
+    PendingTurn,
+    SessionCreate,
+    TurnOutcome,
+    TurnStatus,
+)
 from claude_gateway.storage.records import EventRecord
 from claude_gateway.wire import run_to_api
 
@@ -83,28 +89,25 @@ class CancelOut(BaseModel):
     cancelled: bool
 
 
-def runs(request: Request) -> RunService:
-    service: RunService = request.app.state.runs
-    return service
-
-
 @router.post("", response_model=RunOut, responses={
     400: {"description": "`INVALID_REQUEST`, `PATH_OUTSIDE_WORKSPACE`"},
     409: {"description": "`WORKSPACE_BUSY`"},
     200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream"},
     202: {"model": RunOut, "description": "With detach (and no stream): the run's id at once; "
           "its result later from `GET /v1/runs/{runId}`"}})
-async def create_run(request: Request, body: Annotated[RunBody, Body()]) -> Any:
+async def create_run(request: Request, service: Runs, sessions: Sessions, owner: Owner,
+                     caller: Caller, settings: SettingsDep, body: Annotated[RunBody, Body()]
+                     ) -> Any:
     """Run one prompt in a workspace and answer with its result (or stream its events)."""
-    service = runs(request)
-    owner = owner_of(request)
     record, pending = await service.start(RunRequest(
-        prompt=body.prompt, workspace=body.workspace, model=body.model,
-        system_prompt=body.system_prompt, append_system_prompt=body.append_system_prompt,
-        json_schema=body.json_schema, effort=body.effort, permission_mode=body.permission_mode,
-        continue_conversation=body.continue_, resume=body.resume), caller_of(request))
+        prompt=body.prompt, continue_conversation=body.continue_, session=SessionCreate(
+            workspace=body.workspace, model=body.model, permission_mode=body.permission_mode,
+            resume=body.resume, agent=AgentOptions(
+                system_prompt=body.system_prompt,
+                append_system_prompt=body.append_system_prompt,
+                json_schema=body.json_schema, effort=body.effort))), caller)
     if body.stream:
-        events = service.sessions.turn_events(record.id, pending.id, pending.queued_seq - 1)
+        events = sessions.turn_events(record.id, pending.id, pending.queued_seq - 1)
 
         async def guarded() -> AsyncIterator[EventRecord]:
             finished = False
@@ -115,10 +118,9 @@ async def create_run(request: Request, body: Annotated[RunBody, Body()]) -> Any:
             finally:
                 if not finished and not body.detach and not pending.done.done():
                     # The client went away: nobody will read this run's answer.
-                    asyncio.get_running_loop().create_task(
-                        cancel_quietly(service, record.id, owner))
+                    service.cancel_soon(record.id, owner)
 
-        return event_stream_response(guarded(), request.app.state.settings.sse_ping_seconds,
+        return event_stream_response(guarded(), settings.sse_ping_seconds,
                                      headers={"X-Run-Id": record.id})
     headers = {"X-Run-Id": record.id}
     if body.detach:
@@ -128,8 +130,8 @@ async def create_run(request: Request, body: Annotated[RunBody, Body()]) -> Any:
                              "eventsUrl": f"/v1/sessions/{record.id}/events"},
                             status_code=202, headers=headers)
     outcome = await outcome_of(request, pending, functools.partial(
-        cancel_quietly, service, record.id, owner))
-    record = await service.sessions.get(record.id)
+        service.cancel_quietly, record.id, owner))
+    record = await sessions.get(record.id)
     return JSONResponse(run_to_api(record, outcome), headers=headers)
 
 
@@ -146,22 +148,17 @@ async def outcome_of(request: Request, pending: PendingTurn,
                 return await asyncio.shield(pending.done)
 
 
-async def cancel_quietly(service: RunService, run_id: str, owner: str | None) -> None:
-    with contextlib.suppress(Exception):
-        await service.cancel(run_id, owner)
-
-
 @router.get("", response_model=RunListOut, responses={
     400: {"description": "`INVALID_REQUEST`, `INVALID_CURSOR`"}})
 async def list_runs(
-    request: Request,
+    service: Runs, owner: Owner,
     status: Annotated[RunStatusName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN, description=(
         "`nextCursor` of the previous page."))] = None,
 ) -> dict[str, Any]:
     """Your runs, newest first (``status``: the run's turn)."""
-    page, next_cursor = await runs(request).list(owner_of(request), status=status,
+    page, next_cursor = await service.list(owner, status=status,
                                                  limit=limit, cursor=cursor)
     return {"runs": [run_to_api(record, outcome) for record, outcome in page],
             "nextCursor": next_cursor}
@@ -169,15 +166,15 @@ async def list_runs(
 
 @router.get("/{run_id}", response_model=RunOut, responses={404: {"description":
                                                                  "`RUN_NOT_FOUND`"}})
-async def get_run(request: Request, run_id: str) -> JSONResponse:
+async def get_run(service: Runs, owner: Owner, run_id: str) -> JSONResponse:
     """A run's state and, once it has finished, its result."""
-    return JSONResponse(run_to_api(*await runs(request).get(run_id, owner_of(request))),
+    return JSONResponse(run_to_api(*await service.get(run_id, owner)),
                         headers={"X-Run-Id": run_id})
 
 
 @router.post("/{run_id}/cancel", response_model=CancelOut,
              responses={404: {"description": "`RUN_NOT_FOUND` (unknown or not running)"}})
-async def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
+async def cancel_run(service: Runs, owner: Owner, run_id: str) -> dict[str, Any]:
     """Stop a running run."""
-    await runs(request).cancel(run_id, owner_of(request))
+    await service.cancel(run_id, owner)
     return {"runId": run_id, "cancelled": True}

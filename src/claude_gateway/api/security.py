@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from claude_gateway.api.docs import is_public
 from claude_gateway.api.errors import error_payload, send_error
-from claude_gateway.errors import ApiError, PayloadTooLarge, RequestTimeout
+from claude_gateway.errors import ApiError, ErrorCode, PayloadTooLarge, RequestTimeout
 from claude_gateway.services.auth import KeyRing, Principal
 from claude_gateway.settings import Settings
 
@@ -89,7 +89,8 @@ class HostOriginMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.allowed_hosts = list(settings.allowed_hosts)
-        self.allowed_origins = {o.rstrip("/") for o in settings.cors_origins}
+        self.allowed_origins = [o.rstrip("/") for o in
+                                [*settings.allowed_origins, *settings.cors_origins]]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -101,16 +102,32 @@ class HostOriginMiddleware:
         problem: tuple[int, str, str] | None = None
         if not _host_matches(host, self.allowed_hosts):
             # 421 Misdirected Request: this server is not the one the name points at.
-            problem = (421, "HOST_NOT_ALLOWED", f"Host {host!r} is not one this gateway serves")
-        elif origin is not None and origin.rstrip("/") not in self.allowed_origins and (
+            problem = (421, ErrorCode.HOST_NOT_ALLOWED,
+                       f"Host {host!r} is not one this gateway serves")
+        elif origin is not None and not _origin_matches(origin, self.allowed_origins) and (
                 not _same_origin(origin, host)):
-            problem = (403, "ORIGIN_NOT_ALLOWED", f"Origin {origin!r} may not call this gateway")
+            problem = (403, ErrorCode.ORIGIN_NOT_ALLOWED,
+                       f"Origin {origin!r} may not call this gateway")
         if problem is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await deny_websocket(scope, send, *problem, close_code=1008)
         else:
             await send_error(scope, send, *problem)
+
+
+def _origin_matches(origin: str, allowed: list[str]) -> bool:
+    """``origin`` is listed, or matches an entry ending in ``:*`` on any port."""
+    origin = origin.rstrip("/").lower()
+    for entry in allowed:
+        entry = entry.lower()
+        if entry == origin:
+            return True
+        if entry.endswith(":*"):
+            base, _, port = origin.rpartition(":")
+            if base == entry[:-2] and port.isdigit():
+                return True
+    return False
 
 
 def _same_origin(origin: str, host: str) -> bool:
@@ -135,7 +152,7 @@ class BodyLimitMiddleware:
         limit = self.upload_limit if is_upload else self.limit
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await send_error(scope, send, 413, "PAYLOAD_TOO_LARGE",
+            await send_error(scope, send, 413, ErrorCode.PAYLOAD_TOO_LARGE,
                              f"Request bodies may be at most {limit} bytes")
             return
         received = 0
@@ -271,12 +288,12 @@ class AuthMiddleware:
                         scope.setdefault("state", {})["auth_pending"] = True
                         await self.app(scope, receive, send)
                         return
-                    await deny_websocket(scope, send, 401, "UNAUTHORIZED",
+                    await deny_websocket(scope, send, 401, ErrorCode.UNAUTHORIZED,
                                          "A valid API key is needed", close_code=4401)
                     return
                 challenge = 'Bearer realm="claude-gateway"' + (
                     ', error="invalid_token"' if token is not None else "")
-                await send_error(scope, send, 401, "UNAUTHORIZED",
+                await send_error(scope, send, 401, ErrorCode.UNAUTHORIZED,
                                  "A valid API key is needed: Authorization: Bearer <key>"
                                  if token is None else "The API key is not valid (or revoked)",
                                  {"WWW-Authenticate": challenge})
@@ -306,8 +323,8 @@ class AuthMiddleware:
     @staticmethod
     async def _refuse_rate(scope: Scope, send: Send, retry: int, message: str) -> None:
         if scope["type"] == "websocket":
-            await deny_websocket(scope, send, 429, "RATE_LIMITED", message, close_code=4429,
+            await deny_websocket(scope, send, 429, ErrorCode.RATE_LIMITED, message, close_code=4429,
                                  headers={"Retry-After": str(retry)})
         else:
-            await send_error(scope, send, 429, "RATE_LIMITED", message,
+            await send_error(scope, send, 429, ErrorCode.RATE_LIMITED, message,
                              {"Retry-After": str(retry)})

@@ -19,10 +19,12 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from claude_gateway.api.deps import Failures, Keys, Permissions, Sessions
 from claude_gateway.api.principals import owner_filter
 from claude_gateway.api.security import AuthFailures, client_address
-from claude_gateway.errors import ApiError, InvalidCursor
+from claude_gateway.errors import ApiError, ErrorCode, InvalidCursor
 from claude_gateway.services.auth import KeyRing, Principal
+from claude_gateway.services.permissions import PermissionBroker
 from claude_gateway.services.prompts import Prompt
 from claude_gateway.services.sessions import DuplicateClientId, SessionManager
 from claude_gateway.wire import envelope
@@ -85,21 +87,22 @@ def parse_frame(text: str) -> tuple[Frame, str | None]:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise FrameError("INVALID_REQUEST", f"Frame is not JSON: {exc}") from None
+        raise FrameError(ErrorCode.INVALID_REQUEST, f"Frame is not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise FrameError("INVALID_REQUEST", "A frame is a JSON object")
+        raise FrameError(ErrorCode.INVALID_REQUEST, "A frame is a JSON object")
     client_id = data.get("clientId") if isinstance(data.get("clientId"), str) else None
     kind = data.get("type")
     model = FRAMES.get(kind) if isinstance(kind, str) else None
     if model is None:
-        raise FrameError("INVALID_REQUEST", f"Unknown frame type {kind!r}",
+        raise FrameError(ErrorCode.INVALID_REQUEST, f"Unknown frame type {kind!r}",
                          {"allowed": sorted(FRAMES), "clientId": client_id})
     try:
         return model.model_validate(data), client_id
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "frame"
-        raise FrameError("INVALID_REQUEST", f"Invalid {kind} frame: {where}: {first['msg']}",
+        raise FrameError(ErrorCode.INVALID_REQUEST,
+                         f"Invalid {kind} frame: {where}: {first['msg']}",
                          {"clientId": client_id,
                           "errors": [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]}
                                      for e in exc.errors()]}) from None
@@ -108,10 +111,11 @@ def parse_frame(text: str) -> tuple[Frame, str | None]:
 class Connection:
     """One client's socket: sends are serialized, the event pump runs beside the reader."""
 
-    def __init__(self, websocket: WebSocket, sessions: SessionManager, session_id: str,
-                 owner: str | None) -> None:
+    def __init__(self, websocket: WebSocket, sessions: SessionManager,
+                 permissions: PermissionBroker, session_id: str, owner: str | None) -> None:
         self.websocket = websocket
         self.sessions = sessions
+        self.permissions = permissions
         self.session_id = session_id
         self.owner = owner
         self._send_lock = asyncio.Lock()
@@ -128,7 +132,7 @@ class Connection:
 
     async def pump_events(self, after: int) -> None:
         self.last_seq = after
-        async for event in self.sessions.events.stream(self.session_id, after):
+        async for event in self.sessions.event_stream(self.session_id, after):
             await self.send(envelope(event))
             self.last_seq = event.seq
         # The stream ended: the client fell behind, or the session was purged.
@@ -150,7 +154,7 @@ class Connection:
                 return
             await self.send({"type": "ack", "clientId": client_id, "turnId": pending.id})
         elif isinstance(frame, PermissionFrame):
-            record = await self.sessions.permissions.answer(
+            record = await self.permissions.answer(
                 self.session_id, frame.request_id, decision=frame.decision,
                 updated_input=frame.updated_input, message=frame.message,
                 interrupt=frame.interrupt, apply_suggestions=frame.apply_suggestions)
@@ -176,11 +180,10 @@ class Connection:
                 await self.error(exc.code, exc.message, client_id, exc.details)
 
 
-async def first_frame_auth(websocket: WebSocket) -> Principal | int:
+async def first_frame_auth(websocket: WebSocket, keyring: KeyRing, failures: AuthFailures
+                           ) -> Principal | int:
     """A socket without an Authorization header must send ``{"type": "auth", "token"}``
     first; nothing is sent to it before that. The principal, or the close code."""
-    keyring: KeyRing = websocket.app.state.keyring
-    failures: AuthFailures = websocket.app.state.auth_failures
     address = client_address(websocket.scope)
     try:
         text = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_SECONDS)
@@ -200,18 +203,19 @@ async def first_frame_auth(websocket: WebSocket) -> Principal | int:
 
 
 @router.websocket("/v1/sessions/{session_id}/ws")
-async def session_socket(websocket: WebSocket, session_id: str) -> None:
-    sessions: SessionManager = websocket.app.state.sessions
-    owner = owner_filter(websocket.state)
+async def session_socket(websocket: WebSocket, session_id: str, sessions: Sessions,
+                         permissions: Permissions, keyring: Keys, failures: Failures) -> None:
+    owner = owner_filter(websocket.state)  # until a first-frame auth says otherwise
     await websocket.accept()
     if websocket.scope.get("state", {}).get("auth_pending"):
-        principal = await first_frame_auth(websocket)
+        principal = await first_frame_auth(websocket, keyring, failures)
         if isinstance(principal, int):
-            await websocket.close(principal, "RATE_LIMITED" if principal == CLOSE_RATE_LIMITED
-                                  else "UNAUTHORIZED")
+            reason = (ErrorCode.RATE_LIMITED if principal == CLOSE_RATE_LIMITED
+                      else ErrorCode.UNAUTHORIZED)
+            await websocket.close(principal, reason)
             return
         owner = principal.owner_filter
-    connection = Connection(websocket, sessions, session_id, owner)
+    connection = Connection(websocket, sessions, permissions, session_id, owner)
     try:
         record = await sessions.get(session_id, owner)
         raw_after = websocket.query_params.get("after", "0")

@@ -19,6 +19,7 @@ from claude_agent_sdk import (
     UserMessage,
 )
 
+from claude_gateway.errors import ErrorCode
 from claude_gateway.storage.records import Usage
 from claude_gateway.wire import usage_to_api
 
@@ -154,15 +155,16 @@ def turn_outcome(result: ResultMessage, turn_cost: float) -> EventSpec:
         return "turn.interrupted", data
     if result.is_error:
         code = {
-            "error_max_turns": "MAX_TURNS_REACHED",
-            "error_max_budget_usd": "BUDGET_EXCEEDED",
-        }.get(result.subtype, "UPSTREAM_ERROR" if result.api_error_status else "TURN_FAILED")
+            "error_max_turns": ErrorCode.MAX_TURNS_REACHED,
+            "error_max_budget_usd": ErrorCode.TURN_BUDGET_EXCEEDED,
+        }.get(result.subtype, ErrorCode.UPSTREAM_ERROR if result.api_error_status
+              else ErrorCode.TURN_FAILED)
         message = "; ".join(result.errors or []) or result.result or result.subtype
-        error: dict[str, Any] = {"code": code, "message": message,
+        error: dict[str, Any] = {"code": code.value, "message": message,
                                  "apiErrorStatus": result.api_error_status,
                                  "subtype": result.subtype}
         if is_credentials_failure(result.api_error_status, message):
-            error.update(code="UPSTREAM_AUTH_FAILED", message=CREDENTIALS_HELP,
+            error.update(code=ErrorCode.UPSTREAM_AUTH_FAILED.value, message=CREDENTIALS_HELP,
                          detail=message)
         data["error"] = error
         return "turn.failed", data

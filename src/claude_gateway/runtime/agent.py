@@ -15,6 +15,7 @@ exceptions are mapped inside the real implementation and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from claude_agent_sdk.types import Message
 
 from claude_gateway.runtime.path_fence import PathFence
 from claude_gateway.runtime.stderr_tail import StderrTail
+
+logger = logging.getLogger("claude_gateway.runtime")
 
 Prompt = str | list[dict[str, Any]]
 """Text, or Anthropic content blocks (text and images)."""
@@ -141,6 +144,15 @@ class AgentProcess(Protocol):
 
     async def stop(self) -> None:
         """Stop the CLI (terminate, then kill) and release everything it holds."""
+
+
+async def stop_quietly(process: AgentProcess, why: str) -> None:
+    """Stop a process while cleaning up after another failure: a failure to stop is
+    logged, not raised, so the failure that matters is the one the caller reports."""
+    try:
+        await process.stop()
+    except Exception:
+        logger.warning("could not stop a CLI process (%s)", why, exc_info=True)
 
 
 class AgentFactory(Protocol):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from claude_gateway.errors import GatewayError
+from claude_gateway.errors import ErrorCode, GatewayError
 
 LOCK_FILE = "gateway.lock"
 
@@ -24,7 +24,7 @@ LOCK_FILE = "gateway.lock"
 class DataDirInUse(GatewayError):
     """Another gateway runs on this data dir."""
 
-    code = "DATA_DIR_IN_USE"
+    code = ErrorCode.DATA_DIR_IN_USE
 
 
 class InstanceLock:

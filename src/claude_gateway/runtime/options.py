@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,12 +20,12 @@ EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
 
 
 @dataclass(frozen=True)
-class AgentSpec:
-    """What a session asks of its agent; fixed at spawn apart from model and mode."""
+class AgentOptions:
+    """What a session asks of its agent that is fixed once the CLI has started (the
+    one typed form of these options, from the API models to ``ClaudeAgentOptions``)."""
 
-    model: str | None = None
-    permission_mode: str = "default"
     system_prompt: str | None = None
+    """Replaces Claude Code's system prompt."""
     append_system_prompt: str | None = None
     allowed_tools: list[str] = field(default_factory=list)
     disallowed_tools: list[str] = field(default_factory=list)
@@ -36,32 +36,43 @@ class AgentSpec:
     json_schema: dict[str, Any] | None = None
     """Structured output: the final answer must match this JSON schema."""
 
+    def to_json(self) -> dict[str, Any]:
+        """As stored with a session (camelCase keys)."""
+        return {_CAMEL[name]: value for name, value in asdict(self).items()}
 
     @classmethod
-    def from_options(cls, model: str | None, permission_mode: str,
-                     options: dict[str, Any]) -> AgentSpec:
-        """From the ``options`` JSON stored with a session (camelCase keys)."""
+    def from_json(cls, data: dict[str, Any]) -> AgentOptions:
         return cls(
-            model=model,
-            permission_mode=permission_mode,
-            system_prompt=options.get("systemPrompt"),
-            append_system_prompt=options.get("appendSystemPrompt"),
-            allowed_tools=list(options.get("allowedTools") or []),
-            disallowed_tools=list(options.get("disallowedTools") or []),
-            max_turns=options.get("maxTurns"),
-            effort=options.get("effort"),
-            add_dirs=list(options.get("addDirs") or []),
-            env=dict(options.get("env") or {}),
-            json_schema=options.get("jsonSchema"),
+            system_prompt=data.get("systemPrompt"),
+            append_system_prompt=data.get("appendSystemPrompt"),
+            allowed_tools=list(data.get("allowedTools") or []),
+            disallowed_tools=list(data.get("disallowedTools") or []),
+            max_turns=data.get("maxTurns"),
+            effort=data.get("effort"),
+            add_dirs=list(data.get("addDirs") or []),
+            env=dict(data.get("env") or {}),
+            json_schema=data.get("jsonSchema"),
         )
+
+
+_CAMEL = {f.name: f.name.split("_")[0] + "".join(w.title() for w in f.name.split("_")[1:])
+          for f in fields(AgentOptions)}
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Everything a process is started with: the model and permission mode (which can
+    change on a live process) and the options fixed at spawn."""
+
+    model: str | None = None
+    permission_mode: str = "default"
+    options: AgentOptions = field(default_factory=AgentOptions)
 
 
 def spawn_options(spec: AgentSpec) -> dict[str, Any]:
     """What of a spec is fixed once the CLI has started (everything but the model and the
     permission mode, which change on a live process)."""
-    fixed = asdict(spec)
-    del fixed["model"], fixed["permission_mode"]
-    return fixed
+    return asdict(spec.options)
 
 
 @dataclass(frozen=True)
@@ -73,13 +84,13 @@ class Launch:
     fork: bool = False
 
 
-def system_prompt_of(spec: AgentSpec) -> str | SystemPromptPreset:
+def system_prompt_of(options: AgentOptions) -> str | SystemPromptPreset:
     # Without the preset the SDK sends an empty system prompt, not Claude Code's own.
-    if spec.system_prompt is not None:
-        return spec.system_prompt
+    if options.system_prompt is not None:
+        return options.system_prompt
     preset: SystemPromptPreset = {"type": "preset", "preset": "claude_code"}
-    if spec.append_system_prompt:
-        preset["append"] = spec.append_system_prompt
+    if options.append_system_prompt:
+        preset["append"] = options.append_system_prompt
     return preset
 
 
@@ -105,9 +116,10 @@ def build_options(
     ``IS_SANDBOX=1`` to accept it.
     """
     # The operator's variables win over the session's (which are checked besides).
-    env = {**spec.env, **base_env}
+    options = spec.options
+    env = {**options.env, **base_env}
     mode = cast(PermissionMode, spec.permission_mode)
-    effort = cast(EffortLevel, spec.effort) if spec.effort else None
+    effort = cast(EffortLevel, options.effort) if options.effort else None
     extra_args: dict[str, str | None] = {}
     if allow_bypass:
         extra_args["allow-dangerously-skip-permissions"] = None
@@ -119,12 +131,12 @@ def build_options(
         env=env,
         model=spec.model,
         permission_mode=mode,
-        system_prompt=system_prompt_of(spec),
-        allowed_tools=list(spec.allowed_tools),
-        disallowed_tools=list(spec.disallowed_tools),
-        max_turns=spec.max_turns,
+        system_prompt=system_prompt_of(options),
+        allowed_tools=list(options.allowed_tools),
+        disallowed_tools=list(options.disallowed_tools),
+        max_turns=options.max_turns,
         effort=effort,
-        add_dirs=[Path(d) for d in spec.add_dirs],
+        add_dirs=[Path(d) for d in options.add_dirs],
         include_partial_messages=include_partial_messages,
         session_id=launch.session_id,
         resume=launch.resume,
@@ -134,6 +146,6 @@ def build_options(
         extra_args=extra_args,
         can_use_tool=can_use_tool,
         max_buffer_size=max_buffer_size,
-        output_format=({"type": "json_schema", "schema": spec.json_schema}
-                       if spec.json_schema is not None else None),
+        output_format=({"type": "json_schema", "schema": options.json_schema}
+                       if options.json_schema is not None else None),
     )

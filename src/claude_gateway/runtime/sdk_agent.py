@@ -10,7 +10,6 @@ nowhere else; the two places that need the SDK's private parts are marked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -156,7 +155,10 @@ class SdkAgentProcess:
     async def _control(request: Any) -> None:
         try:
             await request
-        except (ClaudeSDKError, OSError) as exc:
+        except Exception as exc:
+            # The SDK answers a refused control request, or one that timed out, with a
+            # bare Exception (besides its ClaudeSDKError and OS errors): all of them mean
+            # the process did not do it.
             raise AgentUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
 
     async def stop(self) -> None:
@@ -170,12 +172,14 @@ class SdkAgentProcess:
             logger.debug("disconnect failed", exc_info=True)
         finally:
             if query is not None:
-                with contextlib.suppress(Exception):
+                try:
                     query.close_receive_stream()
+                except Exception:
+                    logger.debug("closing the SDK's message stream failed", exc_info=True)
         if self._reader is not None:
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+            # wait() neither raises the reader's end nor swallows our own cancellation.
+            await asyncio.wait({self._reader})
         self._finish(ProcessExit(expected=True, reason="stopped"))
 
 

@@ -15,14 +15,13 @@ replaced.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_gateway.runtime.agent import AgentProcess
+from claude_gateway.runtime.agent import AgentProcess, stop_quietly
 
 logger = logging.getLogger("claude_gateway.runtime")
 
@@ -166,6 +165,5 @@ class SparePool:
         for ready in self._ready.values():
             ready.clear()
         for process in processes:
-            with contextlib.suppress(Exception):
-                await process.stop()
+            await stop_quietly(process, "closing the spare pool")
         await asyncio.gather(*self._stopping, return_exceptions=True)

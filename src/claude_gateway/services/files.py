@@ -95,13 +95,8 @@ class FileService:
         if declared_size is not None and declared_size > self.max_upload_bytes:
             raise PayloadTooLarge(f"Uploads may be at most {self.max_upload_bytes} bytes",
                                   details={"maxUploadBytes": self.max_upload_bytes})
-        target = self.resolve(path)
-        if target.is_dir():
-            raise IsADirectory(f"{path!r} is a directory", details={"path": path})
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # mkdir may have followed a link planted meanwhile: check the parent again.
-        parent = self.resolve(self.relative(target.parent))
-        handle, temporary = tempfile.mkstemp(dir=parent, prefix=".upload-", suffix=".part")
+        parent, name, handle, temporary = await anyio.to_thread.run_sync(
+            self._open_upload, path)
         size = 0
         try:
             async with await anyio.open_file(handle, "wb", closefd=True) as out:
@@ -112,13 +107,29 @@ class FileService:
                             f"Uploads may be at most {self.max_upload_bytes} bytes",
                             details={"maxUploadBytes": self.max_upload_bytes})
                     await out.write(chunk)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, parent / target.name)
+            await anyio.to_thread.run_sync(self._commit_upload, temporary, parent / name)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
-        return self.relative(parent / target.name), size
+        return self.relative(parent / name), size
+
+    def _open_upload(self, path: str) -> tuple[Path, str, int, str]:
+        """The confined parent directory (made if missing), the file's name, and an open
+        temporary file beside it (blocking: run in a thread)."""
+        target = self.resolve(path)
+        if target.is_dir():
+            raise IsADirectory(f"{path!r} is a directory", details={"path": path})
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # mkdir may have followed a link planted meanwhile: check the parent again.
+        parent = self.resolve(self.relative(target.parent))
+        handle, temporary = tempfile.mkstemp(dir=parent, prefix=".upload-", suffix=".part")
+        return parent, target.name, handle, temporary
+
+    @staticmethod
+    def _commit_upload(temporary: str, destination: Path) -> None:
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, destination)
 
     def delete(self, path: str, *, recursive: bool) -> None:
         target = self.resolve(path)  # refuses anything that resolves outside

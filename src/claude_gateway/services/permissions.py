@@ -9,7 +9,6 @@ turn is interrupted. Every request is resolved exactly once, with a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
@@ -153,10 +152,14 @@ class PermissionBroker:
                         f"{self.timeout_seconds:g} seconds.")))
             await waiting.recorded.wait()
         except asyncio.CancelledError:
-            # The CLI withdrew the question (the turn was interrupted).
-            with contextlib.suppress(Exception):
+            # The CLI withdrew the question (the turn was interrupted): record that,
+            # whatever happens to this task, then let the cancellation go on.
+            try:
                 await asyncio.shield(self._resolve(waiting, Decision(
                     "cancelled", "interrupt", message="The turn was interrupted.")))
+            except Exception:
+                logger.exception("could not record a withdrawn permission request",
+                                 extra={"session_id": record.session_id})
             raise
         finally:
             self._waiting.pop(record.id, None)

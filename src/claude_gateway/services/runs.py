@@ -8,9 +8,8 @@ readable under its id like any session's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from claude_gateway.errors import RunNotFound, SessionNotFound
@@ -34,17 +33,10 @@ logger = logging.getLogger("claude_gateway.runs")
 @dataclass
 class RunRequest:
     prompt: str | list[Any]
-    workspace: str | None = None
-    model: str | None = None
-    system_prompt: str | None = None
-    append_system_prompt: str | None = None
-    json_schema: dict[str, Any] | None = None
-    effort: str | None = None
-    permission_mode: str | None = None
+    session: SessionCreate = field(default_factory=SessionCreate)
+    """The run's session (its ``kind`` is set to ``run``)."""
     continue_conversation: bool = False
-    resume: str | None = None
-    share_workspace: bool = False
-    non_interactive: bool = False
+    """Resume the caller's latest conversation in the workspace (unless ``resume``)."""
 
 
 class RunService:
@@ -54,28 +46,23 @@ class RunService:
         self.sessions = sessions
         self.store = store
         self._finishers: set[asyncio.Task[None]] = set()
+        """Background tasks: each run's end, and cancellations nobody waits for."""
 
     async def start(self, request: RunRequest, principal: Principal = ANONYMOUS
                     ) -> tuple[SessionRecord, PendingTurn]:
         settings = self.sessions.settings
-        workspace = request.workspace
-        resume = request.resume
+        workspace = request.session.workspace
+        resume = request.session.resume
         if request.continue_conversation and resume is None:
             workspace = workspace or settings.default_run_workspace
             place = Placement(principal.home, normalize_workspace_name(workspace)).path
-            latest = await self.store.latest_conversation(place,
-                                                                   principal.owner_filter)
+            latest = await self.store.latest_conversation(place, principal.owner_filter)
             resume = latest.claude_session_id if latest else None
         if resume is None:
             workspace = workspace or settings.default_run_workspace
         # else: without a workspace a resumed conversation carries on where it was made.
-        record = await self.sessions.create(SessionCreate(
-            kind="run", workspace=workspace, model=request.model,
-            permission_mode=request.permission_mode, system_prompt=request.system_prompt,
-            append_system_prompt=request.append_system_prompt, effort=request.effort,
-            json_schema=request.json_schema, resume=resume,
-            share_workspace=request.share_workspace, non_interactive=request.non_interactive,
-        ), principal)
+        record = await self.sessions.create(replace(
+            request.session, kind="run", workspace=workspace, resume=resume), principal)
         try:
             pending = await self.sessions.send_message(record.id, principal.owner_filter,
                                                        request.prompt)
@@ -88,8 +75,7 @@ class RunService:
         return record, pending
 
     async def _finish_after(self, run_id: str, pending: PendingTurn) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(pending.done)
+        await asyncio.shield(pending.done)  # cancelled on close: the manager ends it then
         await self._finish(run_id)
 
     async def _finish(self, run_id: str) -> None:
@@ -139,6 +125,24 @@ class RunService:
             raise RunNotFound(f"Run {run_id} is not running",
                               details={"runId": run_id, "status": record.status})
         await self.sessions.interrupt(run_id, owner, clear_queue=True)
+
+    async def cancel_quietly(self, run_id: str, owner: str | None) -> None:
+        """Cancel a run nobody will read the answer of; one that ended is left alone."""
+        try:
+            await self.cancel(run_id, owner)
+        except RunNotFound:
+            pass  # it ended meanwhile
+        except Exception:
+            # Called where nobody waits for the answer (a client gone); the run ends on
+            # its own when its turn does.
+            logger.exception("could not cancel a run", extra={"run_id": run_id})
+
+    def cancel_soon(self, run_id: str, owner: str | None) -> None:
+        """Cancel a run from where no one can wait for it (a stream's client gone); the
+        task is tracked, and awaited on close."""
+        task = asyncio.create_task(self.cancel_quietly(run_id, owner), name=f"cancel-{run_id}")
+        self._finishers.add(task)
+        task.add_done_callback(self._finishers.discard)
 
     def footprint(self) -> dict[str, int]:
         """Runs whose end is still being recorded (for leak checks)."""

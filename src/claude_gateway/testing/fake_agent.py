@@ -77,6 +77,8 @@ class FakeAgentProcess:
         self.permission_mode = str(options.permission_mode or "default")
         self.prompts: list[str] = []
         self.started = False
+        self.refuse_controls = False
+        """Answer interrupts and live changes as a CLI that does not take them would."""
         self._pid = next(_pids)
         self._fail_start = fail_start
         self._inbox: Inbox = Inbox()
@@ -120,19 +122,22 @@ class FakeAgentProcess:
     def drain(self, until: type | None = None) -> list[Message]:
         return self._inbox.drain(until)
 
-    async def interrupt(self) -> None:
+    def _check_control(self) -> None:
         if not self.alive:
             raise AgentUnavailable("CLIConnectionError: the process is gone")
+        if self.refuse_controls:
+            raise AgentUnavailable("Exception: the fake refuses control requests")
+
+    async def interrupt(self) -> None:
+        self._check_control()
         self._interrupted.set()
 
     async def set_model(self, model: str | None) -> None:
-        if not self.alive:
-            raise AgentUnavailable("CLIConnectionError: the process is gone")
+        self._check_control()
         self.model = model or "fake-model"
 
     async def set_permission_mode(self, mode: str) -> None:
-        if not self.alive:
-            raise AgentUnavailable("CLIConnectionError: the process is gone")
+        self._check_control()
         self.permission_mode = mode
 
     async def stop(self) -> None:

@@ -22,10 +22,10 @@ work is done by its parts: :class:`Admission` (caps, budgets, policy),
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from claude_gateway.concurrency import KeyedLocks
 from claude_gateway.errors import (
     ConversationNotFound,
     ConversationNotStarted,
+    ErrorCode,
     SessionEnded,
     SessionNotFound,
 )
@@ -50,7 +51,7 @@ from claude_gateway.services.prompts import prompt_blocks
 from claude_gateway.services.sessions.activity import Activity, describe_activity
 from claude_gateway.services.sessions.admission import Admission
 from claude_gateway.services.sessions.cursor import decode_cursor, encode_cursor
-from claude_gateway.services.sessions.options import SessionCreate
+from claude_gateway.services.sessions.options import SessionCreate, SessionOptions
 from claude_gateway.services.sessions.reaper import Reaper
 from claude_gateway.services.sessions.recovery import recover_after_restart
 from claude_gateway.services.sessions.runner import TurnRunner
@@ -77,7 +78,12 @@ from claude_gateway.services.workspaces import (
 )
 from claude_gateway.settings import Settings
 from claude_gateway.storage.base import Store
-from claude_gateway.storage.records import EventRecord, SessionRecord
+from claude_gateway.storage.records import (
+    EventRecord,
+    MessageRecord,
+    SessionRecord,
+    TurnRecord,
+)
 from claude_gateway.storage.transcripts import TranscriptStore
 from claude_gateway.wire import session_to_api
 
@@ -189,6 +195,30 @@ class SessionManager:
             next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
         return page, next_cursor
 
+    async def messages(self, session_id: str, owner: str | None, *, limit: int,
+                       offset: int) -> tuple[list[MessageRecord], int]:
+        """A page of the session's messages and how many there are."""
+        await self.get(session_id, owner)
+        return await self.store.list_messages(session_id, limit=limit, offset=offset)
+
+    async def events_page(self, session_id: str, *, after: int, limit: int
+                          ) -> list[EventRecord]:
+        return await self.store.list_events(session_id, after=after, limit=limit)
+
+    def event_stream(self, session_id: str, after: int) -> AsyncIterator[EventRecord]:
+        """The session's events after ``after``, then live ones (see EventLog.stream)."""
+        return self.events.stream(session_id, after)
+
+    async def turn(self, session_id: str, turn_id: str) -> TurnRecord:
+        turn = await self.store.get_turn(turn_id)
+        if turn is None or turn.session_id != session_id:
+            raise SessionNotFound(session_id)
+        return turn
+
+    def waiting(self, session_id: str, turn_id: str | None = None) -> list[dict[str, Any]]:
+        """Permission requests the session's agent waits on now (of one turn, if given)."""
+        return self.permissions.waiting(session_id, turn_id)
+
     async def conversation(self, claude_session_id: str, principal: Principal
                            ) -> SessionRecord:
         """The latest session on a Claude conversation the caller owns (admins: any);
@@ -210,9 +240,10 @@ class SessionManager:
         owner = principal.name
         mode = request.permission_mode or "default"
         self.admission.check_mode(mode)
-        env = check_env(request.env, self.settings.session_env_allowlist)
-        if request.json_schema is not None:
-            check_json_schema(request.json_schema)
+        agent = request.agent
+        env = check_env(agent.env, self.settings.session_env_allowlist)
+        if agent.json_schema is not None:
+            check_json_schema(agent.json_schema)
         root = self.settings.workspace_root
         fork_of: str | None = None
         # Transcripts are keyed by the working directory: a fork or a resume works in the
@@ -233,7 +264,7 @@ class SessionManager:
         workspace_name = request.workspace or (
             name_from(principal.home, continued) if continued else None) or session_id
         placement = place_workspace(root, principal.home, workspace_name)
-        dirs = added_dirs(root, principal.home, request.add_dirs)
+        dirs = added_dirs(root, principal.home, agent.add_dirs)
         place = placement.path
         # Taken before any await, so parallel creates can't overshoot a cap.
         if is_run and not request.share_workspace:
@@ -248,7 +279,10 @@ class SessionManager:
                 home=placement.home, workspace_path=place, kind=request.kind,
                 permission_mode=mode, created_at=moment, last_activity_at=moment,
                 owner=owner, model=request.model or self.settings.default_model,
-                options=request.stored_options(add_dirs=dirs, env=env, fork_of=fork_of),
+                options=SessionOptions(
+                    agent=replace(agent, add_dirs=dirs, env=env), fork_of=fork_of,
+                    share_workspace=request.share_workspace,
+                    non_interactive=request.non_interactive).to_json(),
                 metadata=request.metadata, claude_session_id=request.resume,
                 expires_at=self.admission.expiry(moment), external_id=request.external_id,
             )
@@ -281,7 +315,7 @@ class SessionManager:
         async with live.control:
             record = await self.get(session_id, owner)
             if live.closed or record.status in CLOSED_STATUSES:
-                raise SessionEnded(session_id, live.closed_status if live.closed
+                raise SessionEnded.of(session_id, live.closed_status if live.closed
                                    else record.status)
             changes: dict[str, Any] = {}
             if permission_mode is not None:
@@ -292,10 +326,12 @@ class SessionManager:
                 changes["metadata"] = metadata
             if not changes:
                 return record
+            # Live first: a change the running CLI refuses is not stored either.
+            await self.supervisor.apply_live(live, model, permission_mode,
+                                             previous_model=record.model)
             await self.store.update_session(session_id, **changes)
             if model is not None:
                 live.model, live.model_known = model, True
-            await self.supervisor.apply_live(live, model, permission_mode)
             await self.events.emit(session_id, "session.updated", {
                 "model": model, "permissionMode": permission_mode, "metadata": metadata})
             updated = await self.get(session_id, owner)
@@ -309,8 +345,9 @@ class SessionManager:
         if purge:
             live = self._live.pop(session_id)
             if live is not None and live.worker is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(asyncio.shield(live.worker), 10)
+                # Its last turn records how it ended before the rows go (the worker
+                # reports its own failures).
+                await asyncio.wait({live.worker}, timeout=10)
             self.events.close_session(session_id)
             if record.claude_session_id:
                 try:
@@ -349,7 +386,7 @@ class SessionManager:
             if record.kind == "session":
                 self.admission.release_session(record.owner)
             await self.runner.clear_queue(live, TurnStatus.FAILED, failure(
-                "SESSION_ENDED", f"The session was {reason}."))
+                ErrorCode.SESSION_ENDED, f"The session was {reason}."))
             live.queue.put_nowait(None)  # wakes the worker to end
             current = live.current
             if current is not None:
@@ -359,8 +396,7 @@ class SessionManager:
             await self.supervisor.stop_process(live, reason)
             if current is not None:
                 # Let the running turn record how it ended before the session's last word.
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(current.done), 10)
+                await asyncio.wait({current.done}, timeout=10)
             self.locks.release(record.workspace_path, record.id)
             await self.events.emit(record.id, "session.ended", {"reason": reason,
                                                                 "status": str(status)})
@@ -374,13 +410,13 @@ class SessionManager:
         if live is None or not live.owner_known or (owner is not None and live.owner != owner):
             record = await self.get(session_id, owner)
             if record.status in CLOSED_STATUSES:
-                raise SessionEnded(session_id, record.status)
+                raise SessionEnded.of(session_id, record.status)
             live = self._live.open(session_id)
             live.owner, live.owner_known = record.owner, True
             live.workspace = record.workspace_path
-            live.share_workspace = bool(record.options.get("shareWorkspace"))
+            live.share_workspace = SessionOptions.from_json(record.options).share_workspace
         if live.closed:
-            raise SessionEnded(session_id, live.closed_status)
+            raise SessionEnded.of(session_id, live.closed_status)
         await self.admission.check_turn(live.owner, self._live.turns_of(live.owner))
         # Everything that can refuse the prompt comes before the workspace lock, so a
         # refused prompt never holds the workspace.

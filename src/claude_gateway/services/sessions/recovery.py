@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from claude_gateway.errors import ErrorCode
 from claude_gateway.events.log import EventLog
 from claude_gateway.services.sessions.runner import TurnRunner
 from claude_gateway.services.sessions.state import SessionStatus, TurnStatus, failure
@@ -18,7 +19,7 @@ async def recover_after_restart(store: Store, events: EventLog, runner: TurnRunn
     sessions with a process are ``stopped`` (their next prompt resumes them)."""
     for turn in await store.turns_with_status(["queued", "running"]):
         await runner.finish(turn.session_id, turn.id, TurnStatus.FAILED, failure(
-            "GATEWAY_RESTARTED", "The gateway restarted before this turn finished."))
+            ErrorCode.GATEWAY_RESTARTED, "The gateway restarted before this turn finished."))
     for status in LIVE_STATUSES:
         for record in await _all_sessions(store, status):
             await store.update_session(record.id, status=SessionStatus.STOPPED)

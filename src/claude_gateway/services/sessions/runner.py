@@ -17,7 +17,6 @@ A session with nothing queued keeps no task: the next prompt starts a worker aga
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -27,6 +26,7 @@ from typing import Any
 
 from claude_agent_sdk import AssistantMessage, ResultMessage
 
+from claude_gateway.errors import ErrorCode, InterruptFailed
 from claude_gateway.events.log import EventLog
 from claude_gateway.events.normalize import (
     context_tokens_of,
@@ -35,7 +35,7 @@ from claude_gateway.events.normalize import (
     turn_outcome,
     usage_of,
 )
-from claude_gateway.runtime.agent import AgentProcess, ProcessExit, Prompt
+from claude_gateway.runtime.agent import AgentError, AgentProcess, ProcessExit, Prompt
 from claude_gateway.services.permissions import PermissionBroker
 from claude_gateway.services.prompts import prompt_blocks
 from claude_gateway.services.sessions.admission import Admission
@@ -54,7 +54,7 @@ from claude_gateway.storage.records import NewEvent, StateChange, TurnRecord
 
 logger = logging.getLogger("claude_gateway.sessions")
 
-SESSION_ENDED = failure("SESSION_ENDED", "The session has ended.")
+SESSION_ENDED = failure(ErrorCode.SESSION_ENDED, "The session has ended.")
 
 
 def now() -> datetime:
@@ -68,8 +68,9 @@ def start_failure(error: dict[str, Any]) -> dict[str, Any]:
     stderr = str(error.get("stderr", ""))
     for line in stderr.splitlines():
         if "is not a valid JSON Schema" in line:
-            return failure("INVALID_JSON_SCHEMA", line.removeprefix("Error: "), **error)
-    return failure("PROCESS_START_FAILED", "The Claude Code CLI could not be started.",
+            return failure(ErrorCode.INVALID_JSON_SCHEMA, line.removeprefix("Error: "),
+                           **error)
+    return failure(ErrorCode.PROCESS_START_FAILED, "The Claude Code CLI could not be started.",
                    **error)
 
 
@@ -169,13 +170,16 @@ class TurnRunner:
             except TurnNotRecorded:
                 # Its session vanished while the prompt was on its way: stop the CLI's work.
                 if live.process is not None and live.process.alive:
-                    with contextlib.suppress(Exception):
+                    try:
                         await live.process.interrupt()
+                    except AgentError:
+                        logger.warning("could not interrupt the prompt of a vanished turn",
+                                       exc_info=True, extra={"session_id": live.id})
             except Exception as exc:
                 logger.exception("turn runner failed", extra={"session_id": live.id})
                 try:
                     await self.finish(live.id, pending, TurnStatus.FAILED,
-                                      failure("INTERNAL_ERROR", str(exc)))
+                                      failure(ErrorCode.INTERNAL_ERROR, str(exc)))
                 except Exception:
                     logger.exception("could not record the turn's failure",
                                      extra={"session_id": live.id, "turn_id": pending.id})
@@ -313,11 +317,13 @@ class TurnRunner:
         if not exit_.expected:
             self.supervisor.prestart(live)  # a warm process again, into a free slot
         if exit_.expected and pending.interrupt_requested:
-            code, message = "SESSION_ENDED", "The session ended during this turn."
+            code, message = ErrorCode.SESSION_ENDED, "The session ended during this turn."
             if self.supervisor.closing:
-                code, message = "GATEWAY_SHUTDOWN", "The gateway stopped during this turn."
+                code, message = (ErrorCode.GATEWAY_SHUTDOWN,
+                                 "The gateway stopped during this turn.")
         else:
-            code, message = "PROCESS_EXITED", f"The Claude Code process exited: {exit_.reason}"
+            code, message = (ErrorCode.PROCESS_EXITED,
+                             f"The Claude Code process exited: {exit_.reason}")
         await self.finish(live.id, pending, TurnStatus.FAILED, failure(
             code, message, exitCode=exit_.exit_code, stderr=exit_.stderr))
 
@@ -347,7 +353,8 @@ class TurnRunner:
             await self.finish(live.id, pending, status, data)
 
     async def interrupt(self, live: LiveSession) -> bool:
-        """Stop the running turn; False if none runs (or it is being interrupted)."""
+        """Stop the running turn; False if none runs (or it is being interrupted).
+        InterruptFailed if the CLI did not take the request (the turn goes on)."""
         current = live.current
         if current is None or current.interrupt_requested:
             return False
@@ -356,6 +363,13 @@ class TurnRunner:
                                               "The turn was interrupted.")
         process = live.process
         if process is not None and process.alive:
-            with contextlib.suppress(Exception):
+            try:
                 await process.interrupt()
+            except AgentError as exc:
+                current.interrupt_requested = False  # so that a retry is tried again
+                logger.warning("the CLI did not take an interrupt", exc_info=True,
+                               extra={"session_id": live.id})
+                raise InterruptFailed(
+                    f"The Claude Code process did not take the interrupt: {exc}",
+                    details={"sessionId": live.id, "turnId": current.id}) from exc
         return True

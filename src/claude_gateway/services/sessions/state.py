@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from claude_gateway.errors import ErrorCode
 from claude_gateway.runtime.agent import AgentProcess, Prompt
 from claude_gateway.runtime.process_pool import ProcessPool
 from claude_gateway.storage.records import EventRecord, TurnRecord
@@ -42,6 +43,9 @@ class TurnStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+
+
+ENDED_TURN_STATUSES = (TurnStatus.COMPLETED, TurnStatus.FAILED, TurnStatus.INTERRUPTED)
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,9 @@ class TurnOutcome:
         return error if isinstance(error, dict) else None
 
 
-def failure(code: str, message: str, **details: Any) -> dict[str, Any]:
+def failure(code: ErrorCode, message: str, **details: Any) -> dict[str, Any]:
     """The ``data`` of a ``turn.failed`` event."""
-    return {"error": {"code": code, "message": message, **details}}
+    return {"error": {"code": code.value, "message": message, **details}}
 
 
 class DuplicateClientId(Exception):

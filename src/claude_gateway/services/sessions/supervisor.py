@@ -9,7 +9,6 @@ else starts or stops a CLI.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -17,12 +16,15 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from claude_gateway.errors import LiveChangeRefused
 from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.agent import (
+    AgentError,
     AgentFactory,
     AgentProcess,
     ProcessBinding,
     ProcessExit,
+    stop_quietly,
 )
 from claude_gateway.runtime.options import AgentSpec, Launch, build_options, spawn_options
 from claude_gateway.runtime.path_fence import PathFence
@@ -31,6 +33,7 @@ from claude_gateway.runtime.spares import SparePool, SpareProfile
 from claude_gateway.runtime.stderr_tail import StderrTail
 from claude_gateway.services.env_policy import check_env
 from claude_gateway.services.permissions import PermissionBroker
+from claude_gateway.services.sessions.options import SessionOptions
 from claude_gateway.services.sessions.state import (
     CLOSED_STATUSES,
     LiveSession,
@@ -148,6 +151,10 @@ class ProcessSupervisor:
         async with live.lock:
             if live.process is not None and live.process.alive:
                 return live.process
+            if self.live.get(live.id) is not live:
+                # Forgotten meanwhile (it was idle): a process started for it now would
+                # belong to nothing the gateway holds, and nobody would stop it.
+                return None
             record = await self.store.get_session(live.id)
             if record is None or live.closed or record.status in CLOSED_STATUSES:
                 return None
@@ -158,15 +165,16 @@ class ProcessSupervisor:
             else:
                 await self.store.update_session(live.id, status=SessionStatus.STARTING)
                 await self.pool.reserve(live.id, self.live.is_idle, self.evict)
-            spec = AgentSpec.from_options(record.model, record.permission_mode, record.options)
+            options = SessionOptions.from_json(record.options)
+            spec = AgentSpec(record.model, record.permission_mode, options.agent)
             if record.claude_session_id:
                 launch = Launch(resume=record.claude_session_id)
-            elif record.options.get("forkOf"):
-                launch = Launch(resume=record.options["forkOf"], fork=True)
+            elif options.fork_of:
+                launch = Launch(resume=options.fork_of, fork=True)
             else:
                 launch = Launch(session_id=str(uuid.uuid4()))
             binding = ProcessBinding(live.id, live.current_turn_id,
-                                     non_interactive=bool(record.options.get("nonInteractive")))
+                                     non_interactive=options.non_interactive)
             process = await self._adopt_spare(record, spec, launch, binding)
             adopted = process is not None
             if process is None:
@@ -200,8 +208,7 @@ class ProcessSupervisor:
         except BaseException as exc:
             await self.pool.release(live.id)
             if starting is not None:
-                with contextlib.suppress(Exception):
-                    await starting.stop()
+                await stop_quietly(starting, "it failed to start")
             if not isinstance(exc, Exception):
                 raise
             error = {"detail": f"{exc.__class__.__name__}: {exc}",
@@ -221,10 +228,10 @@ class ProcessSupervisor:
         root = self.settings.workspace_root
         cwd = workspace_dir(root, placement)
         binding.fence = self._fence(placement.home, cwd)
-        spec = replace(
-            spec, env=check_env(spec.env, self.settings.session_env_allowlist),
+        spec = replace(spec, options=replace(
+            spec.options, env=check_env(spec.options.env, self.settings.session_env_allowlist),
             add_dirs=[str(resolve_added_dir(root, placement.home, name))
-                      for name in spec.add_dirs])
+                      for name in spec.options.add_dirs]))
         options = build_options(
             spec, cwd=cwd, cli_path=self.cli_path, base_env=self.cli_env, launch=launch,
             stderr=tail.append, session_store=self.transcripts,
@@ -263,8 +270,7 @@ class ProcessSupervisor:
             logger.warning("spare CLI process failed to start", exc_info=True,
                            extra={"workspace": profile.workspace})
             if process is not None:
-                with contextlib.suppress(Exception):
-                    await process.stop()
+                await stop_quietly(process, "a spare that failed to start")
             return None
         self.pool.track_pid(process)
         return process
@@ -288,8 +294,7 @@ class ProcessSupervisor:
             logger.warning("could not adapt a spare process; starting a new one",
                            exc_info=True, extra={"session_id": binding.session_id})
             self.pool.forget_pid(process)
-            with contextlib.suppress(Exception):
-                await process.stop()
+            await stop_quietly(process, "a spare that could not be adapted")
             return None
         process.binding.session_id = binding.session_id
         process.binding.current_turn = binding.current_turn
@@ -299,24 +304,42 @@ class ProcessSupervisor:
         return process
 
     async def apply_live(self, live: LiveSession, model: str | None,
-                          permission_mode: str | None) -> None:
-        """Change a live process's model and mode where the CLI allows it; one that
-        refuses is restarted with them when idle (a later spawn reads the stored values)."""
+                         permission_mode: str | None, *, previous_model: str | None) -> None:
+        """Change a live process's model and mode, before the change is stored.
+
+        A process that refuses is stopped when idle (its next start reads the stored
+        values); a busy one cannot be, so the change is refused (LiveChangeRefused) and
+        a model it took already is set back."""
         process = self.pool.get(live.id)
         if process is None or not process.alive or (model is None and permission_mode is None):
             return
+        model_set = False
         try:
             async with asyncio.timeout(CONTROL_TIMEOUT_SECONDS):
                 if model is not None:
                     await process.set_model(model)
+                    model_set = True
                 if permission_mode is not None:
                     await process.set_permission_mode(permission_mode)
-        except Exception:
-            logger.warning("the live process refused a change; it restarts with it",
-                           exc_info=True, extra={"session_id": live.id})
+        except (AgentError, TimeoutError) as exc:
             if live.idle:
+                logger.warning("the live process refused a change; it restarts with it",
+                               exc_info=True, extra={"session_id": live.id})
                 await self.stop_process(live, "settings_changed")
                 await self.store.update_session(live.id, status=SessionStatus.STOPPED)
+                return
+            logger.warning("the busy process refused a change", exc_info=True,
+                           extra={"session_id": live.id})
+            if model_set:
+                try:
+                    await process.set_model(previous_model)
+                except AgentError:
+                    logger.warning("could not set the model back", exc_info=True,
+                                   extra={"session_id": live.id})
+            raise LiveChangeRefused(
+                f"The running Claude Code process refused the change ({exc}); nothing "
+                "changed: try again when the turn has ended",
+                details={"sessionId": live.id}) from exc
 
     # -- losing a process ----------------------------------------------------------------
     async def evict(self, session_id: str) -> bool:
@@ -349,7 +372,9 @@ class ProcessSupervisor:
                 await self.drop_process(live, process, exit_)
                 if not live.closed:
                     await self.store.update_session(live.id, status=SessionStatus.STOPPED)
-                    self.prestart(live)  # a warm process again, into a free slot
+                    # A warm process again, into a free slot, for the session's state as
+                    # the gateway holds it now (the reaper may have let this one go).
+                    self.prestart(self.live.open(live.id))
                 return
 
     async def drop_process(self, live: LiveSession, process: AgentProcess,
@@ -360,8 +385,7 @@ class ProcessSupervisor:
         live.process = None
         await self.pool.release(live.id, process)
         if not exit_.expected:
-            with contextlib.suppress(Exception):
-                await process.stop()  # release the SDK's resources
+            await stop_quietly(process, "it exited")  # release the SDK's resources
         await self.events.emit(live.id, "process.stopped", {
             "reason": "stopped" if exit_.expected else "exited",
             "detail": exit_.reason, "exitCode": exit_.exit_code,
@@ -370,8 +394,9 @@ class ProcessSupervisor:
     async def stop_process(self, live: LiveSession, reason: str) -> None:
         """Stop the session's process (after its start, if one is under way)."""
         if live.starting and live.spawning is not None:
-            with contextlib.suppress(Exception):
-                await live.spawning
+            # Let the start finish (it reports its own failure); wait() does not swallow
+            # our own cancellation.
+            await asyncio.wait({live.spawning})
         process = live.process
         if process is None:
             return
