@@ -40,9 +40,11 @@ from typing import Any
 import httpx
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
 
+from claude_gateway.mock_model import MockModel, MockModelServer
 from claude_gateway.runtime.cli_binary import find_cli
-from claude_gateway.testing.gateway_process import start_gateway_process
-from claude_gateway.testing.mock_model import MockModel, MockModelServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, for tests/
+from tests.helpers.gateway_process import start_gateway_process
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from claude_gateway.mock_model import MockModel, MockModelServer
 from claude_gateway.runtime.environment import cli_environment
 from claude_gateway.settings import Settings
-from claude_gateway.testing.mock_model import MockModel, MockModelServer
 from tests.helpers.gateway import Gateway, make_settings, processes_in
 
 

@@ -209,7 +209,7 @@ def test_keys_are_hashed_and_compared_in_constant_time(tmp_path: Path,
     from claude_gateway.storage.sql import SqlStore
 
     async def scenario() -> tuple[list[int], str]:
-        store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}")
+        store = SqlStore(f"sqlite:///{tmp_path / 'keys.db'}")
         await store.start()
         keys = [await auth_module.create_key(store, f"user{i}") for i in range(5)]
         stored = await store.list_api_keys()

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from claude_gateway import __version__
 from claude_gateway.cli import app
+from claude_gateway.mock_model import MockModel, MockModelServer
 from claude_gateway.settings import settings_reference
-from claude_gateway.testing.mock_model import MockModel, MockModelServer
 from tests.helpers.gateway import free_port
 
 runner = CliRunner()
@@ -112,10 +112,19 @@ def test_python_m_serve_with_mock_model_answers_health(tmp_path: Path) -> None:
         [sys.executable, "-m", "claude_gateway", "serve", "--mock-model", "--port", str(port)],
         env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    mock_url = ""
     try:
+        assert process.stdout is not None
+        for line in process.stdout:  # printed before the gateway starts
+            if "mock model listening on " in line:
+                mock_url = line.split("listening on ", 1)[1].strip()
+                break
+        # Only the gateway's own CLIs may use the mock model, and nobody can script it.
+        assert httpx.get(f"{mock_url}/_mock/state", timeout=5).status_code == 404
+        assert httpx.post(f"{mock_url}/v1/messages", json={}, timeout=5).status_code == 401
         deadline = time.monotonic() + 60
         while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert process.poll() is None
             try:
                 response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
                 break
@@ -130,5 +139,5 @@ def test_python_m_serve_with_mock_model_answers_health(tmp_path: Path) -> None:
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says why.
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "gateway stopped" in output
-    assert "mock model listening on http://127.0.0.1:" in output
+    assert mock_url.startswith("http://127.0.0.1:")
     assert (tmp_path / "data" / "claude").is_dir()

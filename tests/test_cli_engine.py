@@ -12,9 +12,9 @@ from claude_agent_sdk import (
     SystemMessage,
 )
 
+from claude_gateway.mock_model import MockModelServer
 from claude_gateway.runtime.cli_binary import find_cli
 from claude_gateway.settings import Settings
-from claude_gateway.testing.mock_model import MockModelServer
 
 pytestmark = [pytest.mark.cli, pytest.mark.anyio]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from claude_gateway.mock_model import MockModelServer
 from claude_gateway.services.prompts import Base64Source, ImageBlockIn, prompt_blocks
-from claude_gateway.testing.mock_model import MockModelServer
 from tests.helpers.api import assert_error, auth, events_of, new_session
 from tests.helpers.gateway import Gateway
 

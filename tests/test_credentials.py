@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from claude_gateway.cli import app
+from claude_gateway.mock_model import MockModel, MockModelServer
 from claude_gateway.runtime.environment import cli_environment
-from claude_gateway.testing.mock_model import MockModel, MockModelServer
 from tests.helpers.api import new_session
 from tests.helpers.gateway import Gateway, free_port, make_settings
 

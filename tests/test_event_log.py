@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 async def log(tmp_path: Path) -> AsyncIterator[EventLog]:
-    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}")
+    store = SqlStore(f"sqlite:///{tmp_path / 'events.db'}")
     await store.start()
     moment = datetime.now(UTC)
     await store.create_session(SessionRecord(id="s", status="idle", workspace="w",

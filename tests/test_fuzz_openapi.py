@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from claude_gateway.testing.mock_model import MockModel, MockModelServer
+from claude_gateway.mock_model import MockModel, MockModelServer
 from tests.helpers.gateway import Gateway
 
 KEY = "fuzz-key-0123456789abcdef"

@@ -18,10 +18,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from claude_gateway.logs import build_handler
-from claude_gateway.testing.gateway_process import start_gateway_process
-from claude_gateway.testing.mock_model import MockModelServer
+from claude_gateway.mock_model import MockModelServer
 from tests.helpers.api import assert_error, auth, events_of, new_session
 from tests.helpers.gateway import Gateway, free_port, pid_alive, wait_healthy, wait_until
+from tests.helpers.gateway_process import start_gateway_process
 from tests.helpers.sse import collect
 
 pytestmark = pytest.mark.anyio
@@ -216,7 +216,7 @@ async def test_no_key_appears_in_the_log_even_at_debug(
     from claude_gateway.storage.sql import SqlStore
 
     configured = "configured-key-0123456789abcdefghijklmnopqrstuvwxyz"
-    store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'gateway.db'}")
+    store = SqlStore(f"sqlite:///{tmp_path / 'data' / 'gateway.db'}")
     (tmp_path / "data").mkdir()
     await store.start()
     made = await create_key(store, "made")

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from claude_gateway.testing.mock_model import MockModelServer
+from claude_gateway.mock_model import MockModelServer
 from tests.helpers.api import assert_error, auth, events_of
 from tests.helpers.gateway import Gateway
 

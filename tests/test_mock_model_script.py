@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from claude_gateway.testing.mock_model import ScriptError, Step, locate_prompt, parse_directives
-from claude_gateway.testing.mock_model.wire import render_step, stream_events
+from claude_gateway.mock_model import ScriptError, Step, locate_prompt, parse_directives
+from claude_gateway.mock_model.wire import render_step, stream_events
 
 
 def test_directives_make_one_step_per_response() -> None:

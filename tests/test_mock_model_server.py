@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from claude_gateway.testing.mock_model import MockModel, MockModelServer, Step
+from claude_gateway.mock_model import MockModel, MockModelServer, Step
 
 
 @pytest.fixture

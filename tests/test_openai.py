@@ -7,7 +7,7 @@ from typing import Any
 import openai
 import pytest
 
-from claude_gateway.testing.mock_model import MockModelServer
+from claude_gateway.mock_model import MockModelServer
 from tests.helpers.api import events_of
 from tests.helpers.gateway import Gateway
 

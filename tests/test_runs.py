@@ -13,7 +13,7 @@ import anyio
 import httpx
 import pytest
 
-from claude_gateway.testing.mock_model import MockModelServer
+from claude_gateway.mock_model import MockModelServer
 from tests.helpers.api import assert_error, events_of
 from tests.helpers.gateway import Gateway, wait_until
 from tests.helpers.sse import collect, is_turn_end

@@ -15,8 +15,7 @@ import anyio
 import httpx
 import pytest
 
-from claude_gateway.testing.gateway_process import start_gateway_process
-from claude_gateway.testing.mock_model import MockModelServer
+from claude_gateway.mock_model import MockModelServer
 from tests.helpers.api import events_of, new_session, wait_for_status
 from tests.helpers.gateway import (
     Gateway,
@@ -26,6 +25,7 @@ from tests.helpers.gateway import (
     wait_healthy,
     wait_until,
 )
+from tests.helpers.gateway_process import start_gateway_process
 from tests.helpers.sse import collect, is_turn_end
 
 pytestmark = [pytest.mark.cli, pytest.mark.anyio]

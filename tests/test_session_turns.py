@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from claude_gateway.testing.mock_model import MockModelServer
+from claude_gateway.mock_model import MockModelServer
 from tests.helpers.api import events_of, new_session
 from tests.helpers.gateway import Gateway
 from tests.helpers.sse import collect, is_turn_end

@@ -26,7 +26,7 @@ def test_safe_defaults() -> None:
     assert settings.port == 8080
     assert settings.log_format == "json"
     assert settings.data_dir.is_absolute()
-    assert settings.database_url == f"sqlite+aiosqlite:///{settings.data_dir / 'gateway.db'}"
+    assert settings.database_url == f"sqlite:///{settings.data_dir / 'gateway.db'}"
     assert settings.cli_config_dir == settings.data_dir / "claude"
     assert settings.workspace_root.is_absolute()
 

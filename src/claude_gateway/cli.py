@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import secrets as secrets_module
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -90,12 +91,15 @@ def serve(
     warn_without_credentials(settings)
     mock_server = None
     if settings.mock_model:
-        from claude_gateway.testing.mock_model import MockModel, MockModelServer
+        from claude_gateway.mock_model import MockModel, MockModelServer
 
-        mock_server = MockModelServer(MockModel()).start()
+        # Only this gateway's CLIs can use it (a key of their own), and nobody can
+        # script it or read what it was sent (no /_mock routes).
+        mock_key = secrets_module.token_urlsafe(24)
+        mock_server = MockModelServer(MockModel(api_key=mock_key), control=False).start()
         settings = settings.model_copy(update={
             "upstream_base_url": mock_server.url,
-            "upstream_api_key": SecretStr("mock-model"),
+            "upstream_api_key": SecretStr(mock_key),
             "upstream_auth_token": None,
         })
         typer.echo(f"mock model listening on {mock_server.url}", err=True)
@@ -122,7 +126,7 @@ def mock_model_command(
     strict: Annotated[bool, typer.Option(help="Refuse requests nothing scripted.")] = False,
 ) -> None:
     """Run the scripted Anthropic Messages API model on its own."""
-    from claude_gateway.testing.mock_model import serve_forever
+    from claude_gateway.mock_model import serve_forever
 
     typer.echo(f"mock model on http://{host}:{port} (ANTHROPIC_BASE_URL)", err=True)
     serve_forever(host, port, strict=strict)

@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(
         "",
-        description="SQLAlchemy async URL of the store. Empty: a SQLite file "
-        "`gateway.db` in the data dir.",
+        description="The store's database, as a SQLAlchemy URL (`sqlite:///path.db`). "
+        "Empty: a SQLite file `gateway.db` in the data dir.",
     )
     cli_path: Path | None = Field(
         None,
@@ -351,7 +351,7 @@ class Settings(BaseSettings):
         if self.claude_config_dir is not None:
             self.claude_config_dir = self.claude_config_dir.expanduser().absolute()
         if not self.database_url:
-            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'gateway.db'}"
+            self.database_url = f"sqlite:///{self.data_dir / 'gateway.db'}"
         if self.claude_config_dir is None:
             self.claude_config_dir = self.data_dir / "claude"
         return self
@@ -382,8 +382,7 @@ class Settings(BaseSettings):
     @property
     def cli_config_dir(self) -> Path:
         """The CLI's config dir (always set after validation)."""
-        assert self.claude_config_dir is not None
-        return self.claude_config_dir
+        return self.claude_config_dir or self.data_dir / "claude"
 
 
 def env_name(field: str) -> str:

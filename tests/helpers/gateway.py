@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from claude_gateway.mock_model import MockModelServer
 from claude_gateway.settings import Settings
-from claude_gateway.testing.mock_model import MockModelServer
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -32,7 +32,7 @@ class Gateway:
 
     def __init__(self, settings: Settings, mock: MockModelServer) -> None:
         from claude_gateway.app import create_app
-        from claude_gateway.testing.server_thread import ServerThread
+        from claude_gateway.server_thread import ServerThread
 
         self.settings = settings
         self.mock = mock

@@ -22,6 +22,18 @@ from claude_gateway.storage.records import (
 )
 
 
+class StoreError(Exception):
+    """What a store raises: the gateway's own errors, never its database library's."""
+
+
+class RecordNotFound(StoreError, KeyError):
+    """A write named a row that does not exist (e.g. events for an unknown session)."""
+
+
+class DuplicateRecord(StoreError):
+    """A write would duplicate a unique value (an id, a turn's ``clientId``)."""
+
+
 class Store(Protocol):
     """Durable sessions, turns, event logs, messages, usage and CLI transcripts."""
 
@@ -104,7 +116,7 @@ class Store(Protocol):
     async def append_events(self, session_id: str, events: Sequence[NewEvent],
                             change: StateChange | None = None) -> list[EventRecord]:
         """Give the events the next sequence numbers of the session and apply ``change``,
-        all in one transaction. Raises KeyError for an unknown session."""
+        all in one transaction. Raises RecordNotFound for an unknown session."""
         ...
 
     async def list_events(self, session_id: str, *, after: int = 0, limit: int = 1000

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
-
-from claude_gateway.storage.schema import metadata
 
 HERE = Path(__file__).parent
 
@@ -21,23 +20,14 @@ def alembic_config() -> Config:
 
 
 def upgrade_to_head(connection: Connection) -> None:
-    """Apply every migration the database lacks, in one transaction where supported."""
+    """Apply every migration the database lacks, on this connection (``alembic upgrade
+    head``, through Alembic's public command API)."""
     config = alembic_config()
-    script = ScriptDirectory.from_config(config)
-
-    def upgrade(revision: object, context: object) -> object:
-        return script._upgrade_revs("head", revision)  # type: ignore[arg-type]
-
-    with EnvironmentContext(config, script, fn=upgrade, destination_rev="head") as env:
-        env.configure(connection=connection, target_metadata=metadata,
-                      render_as_batch=connection.dialect.name == "sqlite")
-        with env.begin_transaction():
-            env.run_migrations()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
 
 
 def current_revision(connection: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     return MigrationContext.configure(connection).get_current_revision()
 
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from claude_gateway.testing.mock_model.script import (
+from claude_gateway.mock_model.script import (
     PromptPosition,
     ScriptError,
     Step,
@@ -30,7 +30,7 @@ from claude_gateway.testing.mock_model.script import (
     locate_prompt,
     parse_directives,
 )
-from claude_gateway.testing.mock_model.wire import (
+from claude_gateway.mock_model.wire import (
     error_body,
     estimate_tokens,
     message_json,
@@ -38,7 +38,7 @@ from claude_gateway.testing.mock_model.wire import (
     sse_frame,
     stream_events,
 )
-from claude_gateway.testing.server_thread import ServerThread
+from claude_gateway.server_thread import ServerThread
 
 DEFAULT_REPLY_HINT = (
     "Script me with directive lines in the prompt, e.g. '@reply Hello' or "
@@ -280,8 +280,9 @@ def _side_answer(body: dict[str, Any]) -> Step:
     return Step.reply(json.dumps(payload))
 
 
-def create_mock_app(model: MockModel) -> Starlette:
-    """The Starlette app that serves ``model``."""
+def create_mock_app(model: MockModel, *, control: bool = True) -> Starlette:
+    """The Starlette app that serves ``model``; with ``control``, also the ``/_mock/*``
+    routes that script it and read what it received (tests; never inside ``serve``)."""
 
     def authorised(request: Request) -> bool:
         if model.api_key is None:
@@ -378,28 +379,30 @@ def create_mock_app(model: MockModel) -> Starlette:
     async def hello(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
-    return Starlette(
-        routes=[
-            Route("/v1/messages", messages, methods=["POST"]),
-            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
-            Route("/v1/models", models, methods=["GET"]),
+    routes = [
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/", hello, methods=["GET", "HEAD"]),
+        Route("/api/hello", hello, methods=["GET", "HEAD"]),
+    ]
+    if control:
+        routes += [
             Route("/_mock/script", admin_script, methods=["POST"]),
             Route("/_mock/requests", admin_requests, methods=["GET"]),
             Route("/_mock/state", admin_state, methods=["GET"]),
             Route("/_mock/reset", admin_reset, methods=["POST"]),
-            Route("/", hello, methods=["GET", "HEAD"]),
-            Route("/api/hello", hello, methods=["GET", "HEAD"]),
         ]
-    )
+    return Starlette(routes=routes)
 
 
 class MockModelServer:
     """Runs a :class:`MockModel` on a loopback port in a background thread."""
 
     def __init__(self, model: MockModel | None = None, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, *, control: bool = True) -> None:
         self.model = model or MockModel()
-        self._thread = ServerThread(create_mock_app(self.model), host, port,
+        self._thread = ServerThread(create_mock_app(self.model, control=control), host, port,
                                     lifespan="off", name="mock-model")
 
     @property

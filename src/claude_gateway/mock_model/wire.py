@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from claude_gateway.testing.mock_model.script import Step
+from claude_gateway.mock_model.script import Step
 
 _ERROR_TYPES = {
     400: "invalid_request_error",

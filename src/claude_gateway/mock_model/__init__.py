@@ -1,9 +1,9 @@
 """A scripted Anthropic Messages API server that the real Claude Code CLI can talk to.
 
-See :mod:`claude_gateway.testing.mock_model.script` for the prompt directives.
+See :mod:`claude_gateway.mock_model.script` for the prompt directives.
 """
 
-from claude_gateway.testing.mock_model.script import (
+from claude_gateway.mock_model.script import (
     Block,
     ScriptError,
     Step,
@@ -11,7 +11,7 @@ from claude_gateway.testing.mock_model.script import (
     locate_prompt,
     parse_directives,
 )
-from claude_gateway.testing.mock_model.server import (
+from claude_gateway.mock_model.server import (
     MockModel,
     MockModelServer,
     RecordedRequest,

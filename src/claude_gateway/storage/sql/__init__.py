@@ -1,0 +1,26 @@
+"""The SQL store: a :class:`~claude_gateway.storage.base.Store` on SQLAlchemy Core.
+
+=================  =====================================================================
+``engine``         the engine, its writer and reader threads (and why it is not async)
+``sessions``       sessions, usage, and counts over them
+``turns``          turns
+``events``         the event log and its messages, with the state changes they announce
+``permissions``    permission requests
+``keys``           API keys
+``transcripts``    the CLI transcripts of the SDK's ``SessionStore``
+=================  =====================================================================
+"""
+
+from claude_gateway.storage.sql.events import EventRows
+from claude_gateway.storage.sql.keys import ApiKeyRows
+from claude_gateway.storage.sql.permissions import PermissionRows
+from claude_gateway.storage.sql.sessions import SessionRows
+from claude_gateway.storage.sql.transcripts import TranscriptRows
+from claude_gateway.storage.sql.turns import TurnRows
+
+
+class SqlStore(SessionRows, TurnRows, EventRows, PermissionRows, ApiKeyRows, TranscriptRows):
+    """One repository per aggregate, over one engine (see :mod:`.engine`)."""
+
+
+__all__ = ["SqlStore"]

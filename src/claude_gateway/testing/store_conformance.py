@@ -1,0 +1,263 @@
+"""The ``Store`` conformance suite, for any implementation of
+:class:`~claude_gateway.storage.base.Store`.
+
+Call :func:`run_store_conformance` with a factory of fresh, empty, started stores (it
+closes each one it gets); it runs every contract, each on a store of its own, and then
+the SDK's ``SessionStore`` conformance suite on the transcript store built on top. It
+speaks only through the ``Store`` protocol, and expects only the gateway's own store
+errors (``RecordNotFound``, ``DuplicateRecord``). Like the SDK's
+``run_session_store_conformance``, on which it is modelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from claude_agent_sdk.testing import run_session_store_conformance
+
+from claude_gateway.storage.base import DuplicateRecord, RecordNotFound, Store
+from claude_gateway.storage.records import (
+    NewEvent,
+    PermissionRecord,
+    SessionRecord,
+    StateChange,
+    TurnRecord,
+    Usage,
+)
+from claude_gateway.storage.transcripts import TranscriptStore
+
+MakeStore = Callable[[], Awaitable[Store]]
+
+
+class ContractFailed(AssertionError):
+    """A store broke a contract (the message names it)."""
+
+
+def _equal(actual: object, expected: object, what: str) -> None:
+    if actual != expected:
+        raise ContractFailed(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+async def _session(store: Store, session_id: str) -> SessionRecord:
+    loaded = await store.get_session(session_id)
+    if loaded is None:
+        raise ContractFailed(f"session {session_id} is gone")
+    return loaded
+
+
+@contextlib.contextmanager
+def _raises(expected: type[Exception]) -> Iterator[None]:
+    try:
+        yield
+    except expected:
+        return
+    raise ContractFailed(f"expected {expected.__name__}")
+
+
+def session(session_id: str, *, created: datetime | None = None, owner: str = "",
+            status: str = "idle") -> SessionRecord:
+    moment = created or datetime.now(UTC)
+    return SessionRecord(id=session_id, status=status, workspace=session_id,
+                         permission_mode="default", created_at=moment,
+                         last_activity_at=moment, owner=owner, options={"maxTurns": 3},
+                         metadata={"k": "v"})
+
+
+async def session_round_trip_and_update(store: Store) -> None:
+    record = session("s1")
+    await store.create_session(record)
+    loaded = await _session(store, "s1")
+    _equal(loaded, record, "a session read back")
+    _equal(loaded.created_at.tzinfo is not None, True, "timestamps keep their time zone")
+    await store.update_session("s1", status="running", model="opus", metadata={"a": 1})
+    loaded = await _session(store, "s1")
+    _equal((loaded.status, loaded.model, loaded.metadata), ("running", "opus", {"a": 1}),
+           "an updated session")
+
+
+async def list_sessions_pages_newest_first(store: Store) -> None:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(5):
+        await store.create_session(session(f"s{i}", created=base + timedelta(seconds=i),
+                                           owner="alice" if i % 2 else "bob"))
+    first = await store.list_sessions(limit=2)
+    _equal([s.id for s in first], ["s4", "s3"], "the first page")
+    rest = await store.list_sessions(limit=10, after=(first[-1].created_at, first[-1].id))
+    _equal([s.id for s in rest], ["s2", "s1", "s0"], "the page after it")
+    _equal([s.id for s in await store.list_sessions(owner="alice")], ["s3", "s1"],
+           "one owner's sessions")
+    await store.update_session("s2", status="stopped")
+    _equal([s.id for s in await store.list_sessions(status="stopped")], ["s2"],
+           "sessions by status")
+    _equal(await store.count_sessions(["idle"]), 4, "the count by status")
+
+
+async def events_get_gapless_sequence_numbers_under_concurrency(store: Store) -> None:
+    await store.create_session(session("s1"))
+    await store.create_session(session("s2"))
+
+    async def writer(session_id: str, n: int) -> None:
+        for i in range(n):
+            await store.append_events(session_id, [NewEvent("a", {"i": i}),
+                                                   NewEvent("b", {"i": i}, turn_id="t")])
+
+    await asyncio.gather(*(writer("s1", 10) for _ in range(5)), writer("s2", 3))
+    _equal([e.seq for e in await store.list_events("s1")], list(range(1, 101)),
+           "sequence numbers written by five concurrent writers")
+    _equal([e.seq for e in await store.list_events("s2")], list(range(1, 7)),
+           "another session's sequence")
+    _equal([e.seq for e in await store.list_events("s1", after=97)], [98, 99, 100],
+           "events after a cursor")
+    _equal([e.seq for e in await store.list_events("s1", after=10, limit=2)], [11, 12],
+           "a limited page of events")
+    _equal((await _session(store, "s1")).last_seq, 100, "the session's last sequence")
+
+
+async def append_to_unknown_session_fails(store: Store) -> None:
+    with _raises(RecordNotFound):
+        await store.append_events("nope", [NewEvent("x", {})])
+
+
+async def turns(store: Store) -> None:
+    await store.create_session(session("s1"))
+    now = datetime.now(UTC)
+    for i, status in enumerate(["completed", "running", "queued"]):
+        await store.create_turn(TurnRecord(id=f"t{i}", session_id="s1", status=status,
+                                           prompt=[{"type": "text", "text": str(i)}],
+                                           created_at=now + timedelta(milliseconds=i)))
+    await store.update_turn("t1", status="failed", outcome={"error": {"code": "X"}},
+                            ended_at=now)
+    turn = await store.get_turn("t1")
+    _equal(turn.outcome if turn else None, {"error": {"code": "X"}}, "a turn's outcome")
+    _equal([t.id for t in await store.list_turns("s1")], ["t0", "t1", "t2"],
+           "a session's turns, oldest first")
+    _equal([t.id for t in await store.list_turns("s1", ["queued"])], ["t2"],
+           "turns by status")
+    _equal([t.id for t in await store.turns_with_status(["queued", "running"])], ["t2"],
+           "every session's turns by status")
+
+
+async def messages_page_and_count(store: Store) -> None:
+    await store.create_session(session("s1"))
+    for i in range(5):
+        await store.add_message("s1", "user" if i % 2 == 0 else "assistant",
+                                [{"type": "text", "text": str(i)}], turn_id="t")
+    page, total = await store.list_messages("s1", limit=2, offset=3)
+    _equal(total, 5, "the message count")
+    _equal([m.content[0]["text"] for m in page], ["3", "4"], "a page of messages")
+    _equal((await _session(store, "s1")).message_count, 5, "the session's message count")
+
+
+async def usage_accumulates(store: Store) -> None:
+    await store.create_session(session("s1"))
+    await store.add_session_usage("s1", Usage(10, 2, 1, 0, 0.5), turn_id="t1", model="m")
+    await store.add_session_usage("s1", Usage(5, 1, 0, 3, 0.25), turn_id="t2", model="m")
+    _equal((await _session(store, "s1")).usage, Usage(15, 3, 1, 3, 0.75),
+           "a session's accumulated usage")
+
+
+async def purge_removes_everything(store: Store) -> None:
+    await store.create_session(session("s1"))
+    await store.append_events("s1", [NewEvent("x", {})])
+    await store.add_message("s1", "user", "hi", None)
+    _equal(await store.delete_session("s1"), True, "deleting a session")
+    _equal(await store.get_session("s1"), None, "a deleted session")
+    _equal(await store.list_events("s1"), [], "a deleted session's events")
+    _equal(await store.list_messages("s1", limit=10, offset=0), ([], 0),
+           "a deleted session's messages")
+    _equal(await store.delete_session("s1"), False, "deleting it again")
+
+
+async def permissions_live_and_resolve_with_their_events(store: Store) -> None:
+    await store.create_session(session("s1"))
+    moment = datetime.now(UTC)
+    request = PermissionRecord(id="perm_1", session_id="s1", tool_name="Write",
+                               input={"file_path": "a"}, status="pending", created_at=moment,
+                               turn_id="t1", details={"description": "Write a"},
+                               expires_at=moment + timedelta(minutes=15))
+    (requested,) = await store.append_events(
+        "s1", [NewEvent("permission.requested", {"requestId": "perm_1"}, "t1")],
+        StateChange(new_permission=request))
+    _equal(requested.seq, 1, "the request's event")
+    _equal(await store.get_permission("perm_1"), request, "a permission request read back")
+    _equal([p.id for p in await store.list_permissions(statuses=["pending"])], ["perm_1"],
+           "pending requests")
+    await store.append_events("s1", [NewEvent("permission.resolved", {}, "t1")], StateChange(
+        permission_id="perm_1", permission={"status": "allowed", "resolved_at": moment,
+                                            "resolution": {"decision": "allow"}}))
+    resolved = await store.get_permission("perm_1")
+    _equal((resolved.status, resolved.resolution) if resolved else None,
+           ("allowed", {"decision": "allow"}), "a resolved request")
+    _equal(await store.list_permissions(session_id="s1", statuses=["pending"]), [],
+           "pending requests once it is resolved")
+
+
+async def turns_are_found_by_client_id_and_it_is_unique(store: Store) -> None:
+    await store.create_session(session("s1"))
+    await store.create_turn(TurnRecord(id="t1", session_id="s1", status="queued", prompt="x",
+                                       created_at=datetime.now(UTC), client_id="c-1"))
+    found = await store.turn_by_client_id("s1", "c-1")
+    _equal(found.id if found else None, "t1", "a turn by its client id")
+    _equal(await store.turn_by_client_id("s1", "c-2"), None, "an unknown client id")
+    with _raises(DuplicateRecord):
+        await store.create_turn(TurnRecord(id="t2", session_id="s1", status="queued",
+                                           prompt="x", created_at=datetime.now(UTC),
+                                           client_id="c-1"))
+
+
+async def sessions_expired_by(store: Store) -> None:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(3):
+        record = session(f"s{i}", created=base)
+        record.expires_at = base + timedelta(hours=i)
+        await store.create_session(record)
+    await store.update_session("s0", status="ended")
+    found = await store.sessions_expired_by(base + timedelta(hours=1), ["idle"])
+    _equal([s.id for s in found], ["s1"], "open sessions past their expiry")
+
+
+async def transcripts_pass_the_sdk_suite(make_store: MakeStore) -> None:
+    """The SDK's SessionStore contracts, each on a fresh store."""
+    made: list[Store] = []
+
+    async def fresh() -> TranscriptStore:
+        made.append(await make_store())
+        return TranscriptStore(made[-1])
+
+    try:
+        await run_session_store_conformance(fresh)
+    finally:
+        for store in made:
+            await store.close()
+
+
+CONTRACTS: dict[str, Callable[[Store], Awaitable[None]]] = {
+    contract.__name__: contract for contract in (
+        session_round_trip_and_update, list_sessions_pages_newest_first,
+        events_get_gapless_sequence_numbers_under_concurrency,
+        append_to_unknown_session_fails, turns, messages_page_and_count, usage_accumulates,
+        purge_removes_everything, permissions_live_and_resolve_with_their_events,
+        turns_are_found_by_client_id_and_it_is_unique, sessions_expired_by)
+}
+"""Every contract by name (``transcripts`` runs the SDK's suite besides)."""
+
+
+async def run_store_conformance(make_store: MakeStore, *,
+                                contracts: Iterable[str] | None = None) -> None:
+    """Run the contracts (all, or those named; ``"transcripts"`` for the SDK's suite),
+    each on a fresh store from ``make_store``, which is closed after it."""
+    names = [*CONTRACTS, "transcripts"] if contracts is None else list(contracts)
+    for name in names:
+        if name == "transcripts":
+            await transcripts_pass_the_sdk_suite(make_store)
+            continue
+        store = await make_store()
+        try:
+            await CONTRACTS[name](store)
+        except AssertionError as exc:
+            raise ContractFailed(f"{name}: {exc}") from exc
+        finally:
+            await store.close()
