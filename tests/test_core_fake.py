@@ -266,3 +266,30 @@ async def test_an_idle_crash_while_the_reaper_forgets_idle_state_leaves_one_proc
 def replacing(core: Core, session_id: str) -> bool:
     live = core.manager.live(session_id)
     return live is not None and live.starting
+
+
+async def test_one_session_the_reaper_cannot_expire_does_not_spare_the_others(
+    core_factory: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    core: Core = await core_factory(session_ttl_seconds=3600)
+    doomed = [await core.manager.create(SessionCreate()) for _ in range(3)]
+    for record in doomed:
+        await core.store.update_session(record.id, expires_at=datetime.now(UTC) - timedelta(1))
+    real = core.manager.reaper.expire
+
+    async def expire(record: Any) -> None:
+        if record.id == doomed[1].id:
+            raise RuntimeError("the store hiccuped")
+        await real(record)
+
+    core.manager.reaper.expire = expire
+    await core.manager.reap()
+    statuses = [(await core.manager.get(r.id)).status for r in doomed]
+    assert statuses[0] == statuses[2] == "expired" and statuses[1] != "expired"
+    assert any("could not expire a session" in r.message and r.session_id == doomed[1].id
+               for r in caplog.records if hasattr(r, "session_id"))
+    core.manager.reaper.expire = real
+    await core.manager.reap()  # the next pass gets it
+    assert (await core.manager.get(doomed[1].id)).status == "expired"

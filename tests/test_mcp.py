@@ -99,13 +99,12 @@ async def test_claude_run_answers_with_the_result_and_reports_progress(
 
 async def test_cancelling_claude_run_stops_the_run(start_gateway: Any) -> None:
     gateway: Gateway = start_gateway()
-    sessions = gateway.app.state.sessions
     working = anyio.Event()
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
         working.set()
 
-    async with mcp_session(gateway) as session:
+    async with mcp_session(gateway) as session, gateway.client() as client:
         async with anyio.create_task_group() as group:
             group.start_soon(session.call_tool, "claude_run", {
                 "workspace": "slow", "prompt": "@slow 0.5\n@reply " + "w " * 60}, None,
@@ -115,12 +114,15 @@ async def test_cancelling_claude_run_stops_the_run(start_gateway: Any) -> None:
             group.cancel_scope.cancel()
 
         async def interrupted() -> bool:
-            latest = await sessions.store.latest_conversation("slow")
-            turns = await sessions.store.list_turns(latest.id) if latest else []
-            return bool(turns) and turns[-1].status == "interrupted"
+            runs = (await client.get("/v1/runs", params={"status": "interrupted"})).json()
+            return any(r["workspace"] == "slow" for r in runs["runs"])
+
+        async def free() -> bool:
+            status = (await client.get("/v1/status")).json()
+            return "slow" not in status["busyWorkspaces"]
 
         await wait_until(interrupted, within=20)  # the scripted stream needs 30 s
-        await wait_until(lambda: sessions.locks.holder("slow") is None)
+        await wait_until(free)
         # The session is still usable, and the workspace free for the next run.
         again = await session.call_tool("claude_run", {"workspace": "slow",
                                                        "prompt": "@reply free again"})
@@ -205,7 +207,10 @@ async def test_a_session_is_created_messaged_and_read_back(start_gateway: Any) -
         invalid = await session.call_tool("get_messages", {"session_id": ses["id"],
                                                            "limit": 0})
         assert invalid.is_error
-        await session.call_tool("create_session", {})  # all optional
+        bare = await session.call_tool("create_session", {})  # every argument is optional
+        assert not bare.is_error, text_of(bare)
+        assert bare.structured_content["id"].startswith("ses_")
+        assert bare.structured_content["workspace"] == bare.structured_content["id"]
 
 
 async def test_a_foreign_host_or_origin_is_refused(start_gateway: Any) -> None:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from claude_gateway.mock_model import MockModelServer
-from tests.helpers.api import assert_error, events_of
+from tests.helpers.api import assert_error, events_of, wait_for_status
 from tests.helpers.gateway import Gateway, wait_until
 from tests.helpers.sse import collect, is_turn_end
 
@@ -40,10 +40,8 @@ async def test_a_run_writes_a_file_that_the_files_api_reads_back(
         assert page.content == b"<h1>hi</h1>"
         assert page.headers["content-type"].startswith("text/html")
         # A run is a short-lived session: ended, its history and events readable.
-        await wait_until(lambda: gateway.app.state.sessions.live(run["runId"]) is None
-                         or gateway.app.state.sessions.live(run["runId"]).closed)
-        session = (await client.get(f"/v1/sessions/{run['runId']}")).json()
-        assert session["kind"] == "run" and session["status"] == "ended"
+        session = await wait_for_status(client, run["runId"], "ended")
+        assert session["kind"] == "run"
         assert (await client.get(f"/v1/sessions/{run['runId']}/messages")).json()[
             "pagination"]["total"] == 4
         assert run["runId"] not in [s["id"] for s in
@@ -108,8 +106,13 @@ async def test_a_busy_workspace_refuses_a_second_agent_and_a_slow_run_is_cancell
                     "workspace": "busy", "prompt": slow_prompt})
 
             group.start_soon(slow_run)
-            await wait_until(lambda: gateway.app.state.sessions.locks.holder("busy"))
-            run_id = gateway.app.state.sessions.locks.holder("busy")
+
+            async def holder() -> str | None:
+                busy = (await other.get("/v1/status")).json()["busyWorkspaces"]
+                return busy.get("busy")
+
+            await wait_until(holder)
+            run_id = await holder()
             assert_error(await other.post("/v1/runs", json={"workspace": "busy",
                                                             "prompt": "@reply no"}),
                          409, "WORKSPACE_BUSY")
@@ -172,9 +175,12 @@ async def test_a_client_that_disconnects_cancels_its_run_unless_detached(
         await wait_until(both_done)
         done = await client.get(f"/v1/runs/{run_id}")
         assert done.json()["result"] == ("d " * 10).strip()
-        sessions = gateway.app.state.sessions
-        runs = [r for r in await sessions.store.list_sessions(limit=50) if r.kind == "run"]
-        assert runs == []  # runs are not listed as sessions
+        # Runs are not sessions a client lists (but each is readable under its id).
+        listed = (await client.get("/v1/sessions", params={"limit": 200})).json()["sessions"]
+        run_ids = {r["runId"] for r in (await client.get("/v1/runs")).json()["runs"]}
+        assert len(run_ids) == 2 and run_id in run_ids
+        assert not run_ids & {s["id"] for s in listed}
+        assert (await client.get(f"/v1/sessions/{run_id}")).json()["kind"] == "run"
 
 
 async def test_runs_are_listed_newest_first_with_a_status_filter_and_a_cursor(

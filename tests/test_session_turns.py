@@ -197,12 +197,15 @@ async def test_event_streams_send_keep_alive_comments(start_gateway: Any) -> Non
     async with gateway.client() as client:
         session_id = await new_session(client)
         last = (await client.get(f"/v1/sessions/{session_id}")).json()["lastSeq"]
+        comment = None
         with anyio.fail_after(20):
             async with client.stream("GET", f"/v1/sessions/{session_id}/events",
                                      params={"after": last}) as response:
                 async for line in response.aiter_lines():
                     if line.startswith(":"):
+                        comment = line
                         break
+        assert comment is not None, "the idle stream ended without a keep-alive"
 
 
 async def test_api_retries_surface_as_status_events(start_gateway: Any) -> None:

@@ -12,9 +12,11 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The error body's ``error``, once its status and code are the ones expected."""
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code, response.text
+    return dict(response.json()["error"])
 
 
 async def new_session(client: httpx.AsyncClient, **body: Any) -> str:

@@ -7,6 +7,9 @@
 ``admission``             caps, a key's turn cap and budget, the permission-mode policy
 ``runner``                each live session's FIFO of turns and how a turn runs
 ``supervisor``            CLI processes: spawn, adopt spares, evict, exits, stop
+``launcher``              a CLI process for a session, every client-named value confined
+``spare_supply``          spare processes: started ahead, adopted by a matching session
+``creation``              a new session's record: checked, confined, reserved, stored
 ``reaper``                idle processes and expired sessions, on a timer or on demand
 ``recovery``              what a previous gateway left running
 ``activity``              what runs now, as one caller may see it (``/v1/status``)

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,8 +32,6 @@ from claude_agent_sdk import project_key_for_directory
 
 from claude_gateway.concurrency import KeyedLocks
 from claude_gateway.errors import (
-    ConversationNotFound,
-    ConversationNotStarted,
     ErrorCode,
     SessionEnded,
     SessionNotFound,
@@ -45,11 +41,11 @@ from claude_gateway.runtime.agent import AgentFactory
 from claude_gateway.runtime.process_pool import ProcessPool
 from claude_gateway.runtime.sdk_agent import sdk_agent_factory
 from claude_gateway.services.auth import ANONYMOUS, Principal
-from claude_gateway.services.env_policy import check_env
 from claude_gateway.services.permissions import PermissionBroker
 from claude_gateway.services.prompts import prompt_blocks
 from claude_gateway.services.sessions.activity import Activity, describe_activity
 from claude_gateway.services.sessions.admission import Admission
+from claude_gateway.services.sessions.creation import SessionRecords
 from claude_gateway.services.sessions.cursor import decode_cursor, encode_cursor
 from claude_gateway.services.sessions.options import SessionCreate, SessionOptions
 from claude_gateway.services.sessions.reaper import Reaper
@@ -66,15 +62,10 @@ from claude_gateway.services.sessions.state import (
     failure,
 )
 from claude_gateway.services.sessions.supervisor import ProcessSupervisor
-from claude_gateway.services.structured_output import check_json_schema
 from claude_gateway.services.workspace_locks import WorkspaceLocks
 from claude_gateway.services.workspaces import (
-    added_dirs,
     home_dir,
-    name_from,
-    place_workspace,
     resolve_inside,
-    workspace_dir,
 )
 from claude_gateway.settings import Settings
 from claude_gateway.storage.base import Store
@@ -111,6 +102,7 @@ class SessionManager:
                            binary=cli_binary or cli_path)
         self._live = LiveSessions(pool)
         self.admission = Admission(settings, store)
+        self.records = SessionRecords(settings, store, self.admission, self.locks)
         self.supervisor = ProcessSupervisor(
             settings, store, events, self._live, pool, permissions=self.permissions,
             transcripts=self.transcripts, cli_path=cli_path, cli_env=cli_env,
@@ -221,12 +213,8 @@ class SessionManager:
 
     async def conversation(self, claude_session_id: str, principal: Principal
                            ) -> SessionRecord:
-        """The latest session on a Claude conversation the caller owns (admins: any);
-        an unknown id and another key's get the same 404."""
-        record = await self.store.conversation(claude_session_id, principal.owner_filter)
-        if record is None:
-            raise ConversationNotFound(claude_session_id)
-        return record
+        """The latest session on a Claude conversation the caller owns (admins: any)."""
+        return await self.records.conversation(claude_session_id, principal)
 
     async def activity(self, principal: Principal) -> Activity:
         """What runs now, confined to what ``principal`` may see."""
@@ -237,68 +225,14 @@ class SessionManager:
     # -- create / patch / delete -----------------------------------------------------
     async def create(self, request: SessionCreate, principal: Principal = ANONYMOUS
                      ) -> SessionRecord:
-        owner = principal.name
-        mode = request.permission_mode or "default"
-        self.admission.check_mode(mode)
-        agent = request.agent
-        env = check_env(agent.env, self.settings.session_env_allowlist)
-        if agent.json_schema is not None:
-            check_json_schema(agent.json_schema)
-        root = self.settings.workspace_root
-        fork_of: str | None = None
-        # Transcripts are keyed by the working directory: a fork or a resume works in the
-        # directory of the conversation it carries on, unless told otherwise.
-        continued: str | None = None
-        if request.fork_from:
-            source = await self.get(request.fork_from, principal.owner_filter)
-            if not source.claude_session_id:
-                raise ConversationNotStarted("That session has no conversation to fork yet",
-                                             details={"forkFrom": request.fork_from})
-            fork_of = source.claude_session_id
-            continued = source.workspace_path
-        if request.resume:
-            resumed = await self.conversation(request.resume, principal)
-            continued = continued or resumed.workspace_path
-        is_run = request.kind == "run"
-        session_id = f"{'run' if is_run else 'ses'}_{uuid.uuid4().hex}"
-        workspace_name = request.workspace or (
-            name_from(principal.home, continued) if continued else None) or session_id
-        placement = place_workspace(root, principal.home, workspace_name)
-        dirs = added_dirs(root, principal.home, agent.add_dirs)
-        place = placement.path
-        # Taken before any await, so parallel creates can't overshoot a cap.
-        if is_run and not request.share_workspace:
-            self.locks.acquire(place, session_id)  # 409 while another agent works
-        elif not is_run:
-            self.admission.reserve_session(owner)  # 429 when full
-        try:
-            workspace_dir(root, placement)  # created now that every check has passed
-            moment = now()
-            record = SessionRecord(
-                id=session_id, status=SessionStatus.STARTING, workspace=placement.name,
-                home=placement.home, workspace_path=place, kind=request.kind,
-                permission_mode=mode, created_at=moment, last_activity_at=moment,
-                owner=owner, model=request.model or self.settings.default_model,
-                options=SessionOptions(
-                    agent=replace(agent, add_dirs=dirs, env=env), fork_of=fork_of,
-                    share_workspace=request.share_workspace,
-                    non_interactive=request.non_interactive).to_json(),
-                metadata=request.metadata, claude_session_id=request.resume,
-                expires_at=self.admission.expiry(moment), external_id=request.external_id,
-            )
-            await self.store.create_session(record)
-        except BaseException:
-            if is_run:
-                self.locks.release(place, session_id)  # no-op unless it took it
-            else:
-                self.admission.release_session(owner)
-            raise
+        record = await self.records.new(request, principal)
+        session_id = record.id
         await self.events.emit(session_id, "session.created",
                                {"session": session_to_api(record)})
         live = self._live.open(session_id)
-        live.owner, live.owner_known = owner, True
+        live.owner, live.owner_known = record.owner, True
         live.model, live.model_known = record.model, True
-        live.workspace, live.share_workspace = place, request.share_workspace
+        live.workspace, live.share_workspace = record.workspace_path, request.share_workspace
         # Start the process now so the first message finds it warm.
         self.supervisor.prestart(live)
         return record

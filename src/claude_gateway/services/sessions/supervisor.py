@@ -9,11 +9,8 @@ else starts or stops a CLI.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 from claude_gateway.errors import LiveChangeRefused
@@ -26,14 +23,12 @@ from claude_gateway.runtime.agent import (
     ProcessExit,
     stop_quietly,
 )
-from claude_gateway.runtime.options import AgentSpec, Launch, build_options, spawn_options
-from claude_gateway.runtime.path_fence import PathFence
+from claude_gateway.runtime.options import AgentSpec, Launch
 from claude_gateway.runtime.process_pool import ProcessPool
-from claude_gateway.runtime.spares import SparePool, SpareProfile
-from claude_gateway.runtime.stderr_tail import StderrTail
-from claude_gateway.services.env_policy import check_env
 from claude_gateway.services.permissions import PermissionBroker
+from claude_gateway.services.sessions.launcher import ProcessLauncher
 from claude_gateway.services.sessions.options import SessionOptions
+from claude_gateway.services.sessions.spare_supply import SpareSupply
 from claude_gateway.services.sessions.state import (
     CLOSED_STATUSES,
     LiveSession,
@@ -42,10 +37,6 @@ from claude_gateway.services.sessions.state import (
 )
 from claude_gateway.services.workspaces import (
     Placement,
-    home_dir,
-    normalize_workspace_name,
-    resolve_added_dir,
-    workspace_dir,
 )
 from claude_gateway.settings import Settings
 from claude_gateway.storage.base import Store
@@ -59,14 +50,6 @@ CONTROL_TIMEOUT_SECONDS = 10.0
 restarted with it instead."""
 
 
-def cli_line_limit(max_body_bytes: int) -> int:
-    """The longest line the SDK may read from the CLI: the CLI echoes a prompt back as
-    one JSON line, escaped (up to six bytes for one), so the largest body the gateway
-    accepts must fit several times over. (The SDK's default, 1 MiB, failed prompts of
-    500 KB as PROCESS_EXITED.)"""
-    return 6 * max_body_bytes + (1 << 20)
-
-
 class ProcessSupervisor:
     def __init__(self, settings: Settings, store: Store, events: EventLog,
                  live: LiveSessions, pool: ProcessPool, *, permissions: PermissionBroker,
@@ -77,18 +60,11 @@ class ProcessSupervisor:
         self.events = events
         self.live = live
         self.pool = pool
-        self.permissions = permissions
-        self.transcripts = transcripts
-        self.cli_path = cli_path
-        self.cli_env = cli_env
-        self.agent_factory = agent_factory
-        configured = [self._spare_profile(Placement("", normalize_workspace_name(name)),
-                                          AgentSpec(model=settings.default_model))
-                      for name in dict.fromkeys([settings.default_run_workspace,
-                                                 settings.openai_workspace,
-                                                 *settings.spare_workspaces])]
-        self.spares = SparePool(self._start_spare, size=settings.spare_processes,
-                                max_total=settings.max_spare_processes, configured=configured)
+        self.launcher = ProcessLauncher(
+            settings, permissions=permissions, transcripts=transcripts, cli_path=cli_path,
+            cli_env=cli_env, agent_factory=agent_factory, on_exit=self._on_exit)
+        self.supply = SpareSupply(settings, self.launcher, pool)
+        self.spares = self.supply.pool
         self._stopping: set[asyncio.Future[None]] = set()
         self.closing = False
 
@@ -175,7 +151,7 @@ class ProcessSupervisor:
                 launch = Launch(session_id=str(uuid.uuid4()))
             binding = ProcessBinding(live.id, live.current_turn_id,
                                      non_interactive=options.non_interactive)
-            process = await self._adopt_spare(record, spec, launch, binding)
+            process = await self.supply.adopt(record, spec, launch, binding)
             adopted = process is not None
             if process is None:
                 process = await self._start_new(live, record, spec, launch, binding)
@@ -201,7 +177,7 @@ class ProcessSupervisor:
         try:
             # Checked again at every start: the agent may have replaced its workspace
             # with a link since the session was created.
-            starting = self._new_process(spec, Placement(record.home, record.workspace),
+            starting = self.launcher.new_process(spec, Placement(record.home, record.workspace),
                                          launch, binding)
             await asyncio.wait_for(starting.start(), self.settings.spawn_timeout_seconds)
             return starting
@@ -220,88 +196,6 @@ class ProcessSupervisor:
             await self.events.emit(live.id, "process.stopped",
                                    {"reason": "start_failed", **error})
             return None
-
-    def _new_process(self, spec: AgentSpec, placement: Placement, launch: Launch,
-                     binding: ProcessBinding) -> AgentProcess:
-        """A process for ``spec`` in its workspace, every client-named value confined."""
-        tail = StderrTail()
-        root = self.settings.workspace_root
-        cwd = workspace_dir(root, placement)
-        binding.fence = self._fence(placement.home, cwd)
-        spec = replace(spec, options=replace(
-            spec.options, env=check_env(spec.options.env, self.settings.session_env_allowlist),
-            add_dirs=[str(resolve_added_dir(root, placement.home, name))
-                      for name in spec.options.add_dirs]))
-        options = build_options(
-            spec, cwd=cwd, cli_path=self.cli_path, base_env=self.cli_env, launch=launch,
-            stderr=tail.append, session_store=self.transcripts,
-            can_use_tool=self.permissions.callback(binding),
-            allow_bypass=self.settings.allow_bypass_permissions,
-            running_as_root=os.geteuid() == 0,
-            max_buffer_size=cli_line_limit(self.settings.max_body_bytes))
-        return self.agent_factory(options, stderr_tail=tail, on_exit=self._on_exit,
-                                  binding=binding)
-
-    def _fence(self, home: str, cwd: Path) -> PathFence:
-        root = self.settings.workspace_root
-        return PathFence.build(cwd, home_dir(root, home), root,
-                               [self.settings.data_dir, self.settings.cli_config_dir])
-
-    # -- spares ------------------------------------------------------------------------
-    @staticmethod
-    def _spare_profile(placement: Placement, spec: AgentSpec) -> SpareProfile:
-        """The spare profile a session's first process would fit: its workspace and every
-        option fixed at spawn (model and permission mode are set live on adoption)."""
-        fixed = {"workspace": placement.path, "home": placement.home,
-                 **spawn_options(spec)}
-        return SpareProfile(key=json.dumps(fixed, sort_keys=True, default=str),
-                            workspace=placement.path, how=(placement, spec))
-
-    async def _start_spare(self, profile: SpareProfile) -> AgentProcess | None:
-        """A process for a spare profile, serving nobody yet (for the SparePool)."""
-        placement, spec = profile.how
-        spec = replace(spec, model=self.settings.default_model, permission_mode="default")
-        process: AgentProcess | None = None
-        try:
-            process = self._new_process(spec, placement, Launch(session_id=str(uuid.uuid4())),
-                                        ProcessBinding())
-            await asyncio.wait_for(process.start(), self.settings.spawn_timeout_seconds)
-        except Exception:
-            logger.warning("spare CLI process failed to start", exc_info=True,
-                           extra={"workspace": profile.workspace})
-            if process is not None:
-                await stop_quietly(process, "a spare that failed to start")
-            return None
-        self.pool.track_pid(process)
-        return process
-
-    async def _adopt_spare(self, record: SessionRecord, spec: AgentSpec, launch: Launch,
-                           binding: ProcessBinding) -> AgentProcess | None:
-        """A spare started with this session's spawn-time options can serve its first
-        conversation (model and mode are set live)."""
-        if launch.resume is not None:
-            return None
-        process = self.spares.take(self._spare_profile(
-            Placement(record.home, record.workspace), spec))
-        if process is None:
-            return None
-        try:
-            if spec.model != self.settings.default_model:
-                await process.set_model(spec.model)
-            if spec.permission_mode != "default":
-                await process.set_permission_mode(spec.permission_mode)
-        except Exception:
-            logger.warning("could not adapt a spare process; starting a new one",
-                           exc_info=True, extra={"session_id": binding.session_id})
-            self.pool.forget_pid(process)
-            await stop_quietly(process, "a spare that could not be adapted")
-            return None
-        process.binding.session_id = binding.session_id
-        process.binding.current_turn = binding.current_turn
-        process.binding.non_interactive = binding.non_interactive
-        process.binding.fence = self._fence(record.home, process.cwd)
-        self.pool.forget_pid(process)  # attach() tracks it again under the session
-        return process
 
     async def apply_live(self, live: LiveSession, model: str | None,
                          permission_mode: str | None, *, previous_model: str | None) -> None:
