@@ -8,12 +8,22 @@ from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import TaskGroup
 
 from tests.helpers.api import assert_error
 from tests.helpers.gateway import wait_until
-from tests.helpers.inprocess import in_process_gateway
+from tests.helpers.inprocess import InProcess, in_process_gateway
 
 pytestmark = pytest.mark.anyio
+
+
+async def hang_with_a_stubborn_cli(gw: InProcess, group: TaskGroup, session_id: str) -> None:
+    """Start a turn that runs until interrupted, on a CLI that refuses control requests
+    (until ``refuse_controls`` is cleared)."""
+    group.start_soon(functools.partial(gw.client.post, f"/v1/sessions/{session_id}/messages",
+                                       json={"prompt": "@hang"}))
+    await wait_until(lambda: bool(gw.agents.made and gw.agents.made[0].prompts))
+    gw.agents.made[0].refuse_controls = True
 
 
 async def test_a_refused_live_change_answers_409_and_changes_nothing(tmp_path: Path) -> None:
@@ -21,11 +31,7 @@ async def test_a_refused_live_change_answers_409_and_changes_nothing(tmp_path: P
         created = await gw.client.post("/v1/sessions", json={"model": "sonnet"})
         session_id = created.json()["id"]
         async with anyio.create_task_group() as group:
-            group.start_soon(functools.partial(
-                gw.client.post, f"/v1/sessions/{session_id}/messages",
-                json={"prompt": "@hang"}))
-            await wait_until(lambda: bool(gw.agents.made and gw.agents.made[0].prompts))
-            gw.agents.made[0].refuse_controls = True
+            await hang_with_a_stubborn_cli(gw, group, session_id)
             refused = await gw.client.patch(f"/v1/sessions/{session_id}",
                                             json={"model": "opus"})
             assert_error(refused, 409, "LIVE_CHANGE_REFUSED")
@@ -40,11 +46,7 @@ async def test_a_refused_interrupt_answers_502_and_can_be_tried_again(tmp_path: 
     async with in_process_gateway(tmp_path) as gw:
         session_id = (await gw.client.post("/v1/sessions", json={})).json()["id"]
         async with anyio.create_task_group() as group:
-            group.start_soon(functools.partial(
-                gw.client.post, f"/v1/sessions/{session_id}/messages",
-                json={"prompt": "@hang"}))
-            await wait_until(lambda: bool(gw.agents.made and gw.agents.made[0].prompts))
-            gw.agents.made[0].refuse_controls = True
+            await hang_with_a_stubborn_cli(gw, group, session_id)
             refused = await gw.client.post(f"/v1/sessions/{session_id}/interrupt")
             error = assert_error(refused, 502, "INTERRUPT_FAILED")
             assert error["details"]["sessionId"] == session_id
