@@ -25,7 +25,7 @@ from claude_gateway.api.runs import outcome_of
 from claude_gateway.errors import (
     ErrorCode,
 )
-from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS
+from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS, EventType
 from claude_gateway.services import openai_compat as oa
 from claude_gateway.services.sessions import (
     PendingTurn,
@@ -64,7 +64,7 @@ async def chat_completions(request: Request, chats: Chats, runs: Runs, settings:
         # The status line is sent once the agent answers (or fails), so that a turn that
         # fails at once (no credentials, a bad schema) gets a real HTTP status.
         early = await first_answer(events, FIRST_ANSWER_SECONDS)
-        if early and early[-1].type == "turn.failed":
+        if early and early[-1].type == EventType.TURN_FAILED:
             await events.aclose()
             return failure_response(early[-1].data.get("error") or {}, headers)
         return EventSourceResponse(
@@ -85,7 +85,7 @@ async def chat_completions(request: Request, chats: Chats, runs: Runs, settings:
 FIRST_ANSWER_SECONDS = 30.0
 """How long a streamed completion may wait for the agent's first output before it
 commits to 200 and streams whatever comes (keep-alives included)."""
-ANSWERS = ("message.delta", *TERMINAL_TURN_EVENTS)
+ANSWERS = (EventType.MESSAGE_DELTA, *TERMINAL_TURN_EVENTS)
 """Output the model streams (a failure's synthetic message streams nothing), or the end."""
 
 
@@ -145,7 +145,7 @@ async def stream_chunks(events: AsyncIterator[EventRecord], pending: PendingTurn
         streamed = False
         async for event in events:
             payload = event.data
-            if event.type == "message.delta" and payload.get("kind") == "text" and (
+            if event.type == EventType.MESSAGE_DELTA and payload.get("kind") == "text" and (
                     not payload.get("parentToolUseId")) and not structured:
                 text = ("\n\n" if separate and streamed else "") + payload.get("text", "")
                 separate = False
@@ -153,13 +153,13 @@ async def stream_chunks(events: AsyncIterator[EventRecord], pending: PendingTurn
                 yield data(oa.chunk(cid, model, created, {"content": text}))
             elif event.type == "message" and payload.get("role") == "assistant":
                 separate = True
-            elif event.type == "turn.failed":
+            elif event.type == EventType.TURN_FAILED:
                 error = payload.get("error") or {}
                 yield data(oa.error_body(error.get("message", "The agent's turn failed"),
                                          "api_error", error.get("code")))
                 finished = True
                 return
-            elif event.type in ("turn.completed", "turn.interrupted"):
+            elif event.type in (EventType.TURN_COMPLETED, EventType.TURN_INTERRUPTED):
                 outcome = TurnOutcome.of_event(event)
                 if structured and outcome.structured_output is not None:
                     yield data(oa.chunk(cid, model, created, {"content": outcome.answer}))

@@ -10,7 +10,6 @@ with the original turn and not run again, so a client can resend after a reconne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any, Literal
@@ -135,10 +134,13 @@ class Connection:
         async for event in self.sessions.event_stream(self.session_id, after):
             await self.send(envelope(event))
             self.last_seq = event.seq
-        # The stream ended: the client fell behind, or the session was purged.
-        with contextlib.suppress(Exception):
+        # The stream ended: the client fell behind, or the session was purged. Tell it
+        # where to pick up; a client already gone cannot be told.
+        try:
             await asyncio.wait_for(self.websocket.close(
                 CLOSE_TOO_SLOW, f"reconnect with after={self.last_seq}"), 5)
+        except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect):
+            logger.debug("could not close a websocket that fell behind", exc_info=True)
 
     async def handle(self, frame: Frame) -> None:
         client_id = frame.client_id

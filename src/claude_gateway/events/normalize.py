@@ -20,6 +20,7 @@ from claude_agent_sdk import (
 )
 
 from claude_gateway.errors import ErrorCode
+from claude_gateway.events.envelope import EventType
 from claude_gateway.storage.records import Usage
 from claude_gateway.wire import usage_to_api
 
@@ -84,7 +85,7 @@ def normalize(message: Any) -> list[EventSpec]:
         data = {"kind": kind[0], "index": raw.get("index", 0), "text": delta.get(kind[1], "")}
         if message.parent_tool_use_id:
             data["parentToolUseId"] = message.parent_tool_use_id
-        return [("message.delta", data)]
+        return [(EventType.MESSAGE_DELTA, data)]
     if isinstance(message, AssistantMessage):
         data = {"role": "assistant", "content": message_content(message.content),
                 "model": message.model}
@@ -92,19 +93,19 @@ def normalize(message: Any) -> list[EventSpec]:
             data["parentToolUseId"] = message.parent_tool_use_id
         if message.error:
             data["error"] = message.error
-        return [("message", data)]
+        return [(EventType.MESSAGE, data)]
     if isinstance(message, UserMessage):
         data = {"role": "user", "content": message_content(message.content)}
         if message.parent_tool_use_id:
             data["parentToolUseId"] = message.parent_tool_use_id
-        return [("message", data)]
+        return [(EventType.MESSAGE, data)]
     if isinstance(message, RateLimitEvent):
         info = message.rate_limit_info
-        return [("status", {"kind": "rate_limit", "status": info.status,
+        return [(EventType.STATUS, {"kind": "rate_limit", "status": info.status,
                             "resetsAt": info.resets_at, "rateLimitType": info.rate_limit_type,
                             "utilization": info.utilization})]
     if isinstance(message, ConversationResetMessage):
-        return [("status", {"kind": "conversation_reset"})]
+        return [(EventType.STATUS, {"kind": "conversation_reset"})]
     if isinstance(message, SystemMessage):
         return _system(message)
     return []
@@ -116,11 +117,11 @@ def _system(message: SystemMessage) -> list[EventSpec]:
         return []
     fields = camel_keys({k: v for k, v in message.data.items()
                          if k not in _HIDDEN_SYSTEM_FIELDS})
-    if subtype.startswith("hook_"):
-        return [("status", {"kind": "hook", "phase": subtype.removeprefix("hook_"), **fields})]
-    if subtype.startswith("task_"):
-        return [("status", {"kind": "task", "phase": subtype.removeprefix("task_"), **fields})]
-    return [("status", {"kind": subtype, **fields})]
+    for kind in ("hook", "task"):
+        if subtype.startswith(f"{kind}_"):
+            phase = subtype.removeprefix(f"{kind}_")
+            return [(EventType.STATUS, {"kind": kind, "phase": phase, **fields})]
+    return [(EventType.STATUS, {"kind": subtype, **fields})]
 
 
 def usage_of(result: ResultMessage, turn_cost: float) -> Usage:
@@ -152,7 +153,7 @@ def turn_outcome(result: ResultMessage, turn_cost: float) -> EventSpec:
         "claudeSessionId": result.session_id,
     }
     if result.terminal_reason in ABORTED:
-        return "turn.interrupted", data
+        return EventType.TURN_INTERRUPTED, data
     if result.is_error:
         code = {
             "error_max_turns": ErrorCode.MAX_TURNS_REACHED,
@@ -167,8 +168,8 @@ def turn_outcome(result: ResultMessage, turn_cost: float) -> EventSpec:
             error.update(code=ErrorCode.UPSTREAM_AUTH_FAILED.value, message=CREDENTIALS_HELP,
                          detail=message)
         data["error"] = error
-        return "turn.failed", data
-    return "turn.completed", data
+        return EventType.TURN_FAILED, data
+    return EventType.TURN_COMPLETED, data
 
 
 CREDENTIALS_HELP = (

@@ -19,6 +19,7 @@ from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny, ToolPe
 from claude_agent_sdk.types import CanUseTool, PermissionResult, PermissionUpdate
 
 from claude_gateway.errors import InvalidRequest, PermissionAlreadyResolved, PermissionNotFound
+from claude_gateway.events.envelope import EventType
 from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.agent import ProcessBinding
 from claude_gateway.storage.base import Store
@@ -126,7 +127,7 @@ class PermissionBroker:
                           asyncio.get_running_loop().create_future())
         self._waiting[record.id] = waiting
         try:
-            await self.events.emit(session_id, "permission.requested",
+            await self.events.emit(session_id, EventType.PERMISSION_REQUESTED,
                                    permission_to_api(record), turn_id,
                                    StateChange(new_permission=record))
             if refusal is not None:
@@ -195,7 +196,7 @@ class PermissionBroker:
         record.status, record.resolved_at, record.resolution = (
             decision.status, resolved, resolution)
         await self.events.emit(
-            record.session_id, "permission.resolved",
+            record.session_id, EventType.PERMISSION_RESOLVED,
             {"requestId": record.id, "toolName": record.tool_name, **resolution},
             record.turn_id, StateChange(permission_id=record.id, permission={
                 "status": decision.status, "resolved_at": resolved,
@@ -232,7 +233,7 @@ class PermissionBroker:
                 # The CLI switches mode now; the session object says so too (and a process
                 # started later for this session starts in it).
                 await self.store.update_session(session_id, permission_mode=modes[-1])
-                await self.events.emit(session_id, "session.updated", {
+                await self.events.emit(session_id, EventType.SESSION_UPDATED, {
                     "permissionMode": modes[-1], "by": "permission",
                     "requestId": request_id})
         return waiting.record

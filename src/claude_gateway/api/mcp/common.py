@@ -25,6 +25,7 @@ from claude_gateway.api.principals import principal_of as request_principal
 from claude_gateway.errors import (
     GatewayError,
 )
+from claude_gateway.events.envelope import EventType
 from claude_gateway.services.auth import Principal
 from claude_gateway.services.sessions import (
     PendingTurn,
@@ -98,7 +99,7 @@ def wants_progress(ctx: Context) -> bool:
 def progress_message(event: EventRecord) -> str:
     """One line about a ``message`` or ``message.delta`` event, for a progress notification."""
     data = event.data
-    if event.type == "message.delta":
+    if event.type == EventType.MESSAGE_DELTA:
         text = f"{data.get('kind', 'text')}: {data.get('text', '')}"
     else:
         parts = []
@@ -123,7 +124,7 @@ async def report_turn_progress(ctx: Context, sessions: SessionManager, session_i
     try:
         async with contextlib.aclosing(events):
             async for event in events:
-                if event.type in ("message", "message.delta"):
+                if event.type in (EventType.MESSAGE, EventType.MESSAGE_DELTA):
                     count += 1
                     await ctx.report_progress(count, None, progress_message(event))
     except Exception:

@@ -36,6 +36,7 @@ from claude_gateway.errors import (
     SessionEnded,
     SessionNotFound,
 )
+from claude_gateway.events.envelope import EventType
 from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.agent import AgentFactory
 from claude_gateway.runtime.process_pool import ProcessPool
@@ -227,7 +228,7 @@ class SessionManager:
                      ) -> SessionRecord:
         record = await self.records.new(request, principal)
         session_id = record.id
-        await self.events.emit(session_id, "session.created",
+        await self.events.emit(session_id, EventType.SESSION_CREATED,
                                {"session": session_to_api(record)})
         live = self._live.open(session_id)
         live.owner, live.owner_known = record.owner, True
@@ -266,7 +267,7 @@ class SessionManager:
             await self.store.update_session(session_id, **changes)
             if model is not None:
                 live.model, live.model_known = model, True
-            await self.events.emit(session_id, "session.updated", {
+            await self.events.emit(session_id, EventType.SESSION_UPDATED, {
                 "model": model, "permissionMode": permission_mode, "metadata": metadata})
             updated = await self.get(session_id, owner)
         self._live.forget_if_idle(live)
@@ -332,7 +333,7 @@ class SessionManager:
                 # Let the running turn record how it ended before the session's last word.
                 await asyncio.wait({current.done}, timeout=10)
             self.locks.release(record.workspace_path, record.id)
-            await self.events.emit(record.id, "session.ended", {"reason": reason,
+            await self.events.emit(record.id, EventType.SESSION_ENDED, {"reason": reason,
                                                                 "status": str(status)})
         self._live.forget_if_idle(live)
 

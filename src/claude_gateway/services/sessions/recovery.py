@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from claude_gateway.errors import ErrorCode
+from claude_gateway.events.envelope import EventType
 from claude_gateway.events.log import EventLog
 from claude_gateway.services.sessions.runner import TurnRunner
 from claude_gateway.services.sessions.state import SessionStatus, TurnStatus, failure
@@ -23,7 +24,7 @@ async def recover_after_restart(store: Store, events: EventLog, runner: TurnRunn
     for status in LIVE_STATUSES:
         for record in await _all_sessions(store, status):
             await store.update_session(record.id, status=SessionStatus.STOPPED)
-            await events.emit(record.id, "process.stopped", {"reason": "gateway_restarted"})
+            await events.emit(record.id, EventType.PROCESS_STOPPED, {"reason": "gateway_restarted"})
 
 
 async def _all_sessions(store: Store, status: str) -> list[SessionRecord]:

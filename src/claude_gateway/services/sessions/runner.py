@@ -27,6 +27,7 @@ from typing import Any
 from claude_agent_sdk import AssistantMessage, ResultMessage
 
 from claude_gateway.errors import ErrorCode, InterruptFailed
+from claude_gateway.events.envelope import EventType
 from claude_gateway.events.log import EventLog
 from claude_gateway.events.normalize import (
     context_tokens_of,
@@ -102,7 +103,7 @@ class _Announcement:
             except RuntimeError as exc:
                 raise TurnNotRecorded(pending.id) from exc
         await self.runner.events.append(self.live.id, [NewEvent(
-            "turn.started", {}, pending.id, message_role="user",
+            EventType.TURN_STARTED, {}, pending.id, message_role="user",
             message_content=prompt_blocks(pending.prompt))], StateChange(
                 session=self.runner.admission.activity(status="running"),
                 turn_id=pending.id, turn={"status": "running", "started_at": now()}))
@@ -135,7 +136,7 @@ class TurnRunner:
             live.worker = asyncio.create_task(self._work(live), name=f"turns-{live.id}")
         try:
             queued = await self.events.emit(
-                live.id, "turn.queued", {"prompt": blocks, "position": position}, turn_id,
+                live.id, EventType.TURN_QUEUED, {"prompt": blocks, "position": position}, turn_id,
                 StateChange(new_turn=TurnRecord(id=turn_id, session_id=live.id,
                                                 status="queued", prompt=blocks,
                                                 created_at=now(), client_id=client_id)))
@@ -260,7 +261,7 @@ class TurnRunner:
                                                   or reading.context_tokens)
                         reading.answered_by = message.model or reading.answered_by
                     for type_, data in normalize(message):
-                        role = data["role"] if type_ == "message" else None
+                        role = data["role"] if type_ == EventType.MESSAGE else None
                         events.append(NewEvent(type_, data, pending.id, message_role=role,
                                                message_content=data.get("content")))
                 if events:

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 from claude_gateway.errors import LiveChangeRefused
+from claude_gateway.events.envelope import EventType
 from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.agent import (
     AgentError,
@@ -166,7 +167,7 @@ class ProcessSupervisor:
             await self.pool.attach(live.id, process)
             await self.store.update_session(live.id, status=SessionStatus.RUNNING
                                             if live.current else SessionStatus.IDLE)
-            await self.events.emit(live.id, "process.started", {
+            await self.events.emit(live.id, EventType.PROCESS_STARTED, {
                 "pid": process.pid, "resumed": launch.resume is not None,
                 "forked": launch.fork, "spare": adopted})
             return process
@@ -193,7 +194,7 @@ class ProcessSupervisor:
             logger.warning("CLI process failed to start: %s", error["detail"],
                            extra={"session_id": live.id, "stderr": error["stderr"][-2000:]})
             await self.store.update_session(live.id, status=SessionStatus.FAILED)
-            await self.events.emit(live.id, "process.stopped",
+            await self.events.emit(live.id, EventType.PROCESS_STOPPED,
                                    {"reason": "start_failed", **error})
             return None
 
@@ -280,7 +281,7 @@ class ProcessSupervisor:
         await self.pool.release(live.id, process)
         if not exit_.expected:
             await stop_quietly(process, "it exited")  # release the SDK's resources
-        await self.events.emit(live.id, "process.stopped", {
+        await self.events.emit(live.id, EventType.PROCESS_STOPPED, {
             "reason": "stopped" if exit_.expected else "exited",
             "detail": exit_.reason, "exitCode": exit_.exit_code,
             "stderr": "" if exit_.expected else exit_.stderr})
@@ -301,7 +302,7 @@ class ProcessSupervisor:
         self._stopping.add(stopping)
         stopping.add_done_callback(self._stopping.discard)
         await asyncio.shield(stopping)
-        await self.events.emit(live.id, "process.stopped", {"reason": reason})
+        await self.events.emit(live.id, EventType.PROCESS_STOPPED, {"reason": reason})
 
     async def _stop_and_release(self, session_id: str, process: AgentProcess) -> None:
         await process.stop()
