@@ -92,15 +92,20 @@ async def test_the_least_recently_used_idle_process_makes_room(
     assert mock_model.model.requests[-1].user_texts() == ["A1\n@reply a1", "A2\n@reply a2"]
 
 
+async def session_with_a_process(client: httpx.AsyncClient, prompt: str) -> tuple[str, int]:
+    """A session that has answered ``prompt``, and the pid of its CLI."""
+    session_id = await new_session(client)
+    await client.post(f"/v1/sessions/{session_id}/messages", json={"prompt": prompt})
+    (pid,) = await process_pids(client, session_id)
+    return session_id, pid
+
+
 async def test_a_cli_killed_mid_turn_fails_the_turn_and_the_session_recovers(
     start_gateway: Any, mock_model: MockModelServer
 ) -> None:
     gateway: Gateway = start_gateway()
     async with gateway.client() as client:
-        session_id = await new_session(client)
-        await client.post(f"/v1/sessions/{session_id}/messages",
-                          json={"prompt": "First.\n@reply one"})
-        (pid,) = await process_pids(client, session_id)
+        session_id, pid = await session_with_a_process(client, "First.\n@reply one")
         sent = await client.post(f"/v1/sessions/{session_id}/messages",
                                  json={"prompt": "@slow 0.5\n@reply " + "w " * 40,
                                        "timeoutMs": 0})
@@ -132,10 +137,7 @@ async def test_a_cli_killed_while_idle_is_replaced(
 ) -> None:
     gateway: Gateway = start_gateway()
     async with gateway.client() as client:
-        session_id = await new_session(client)
-        await client.post(f"/v1/sessions/{session_id}/messages",
-                          json={"prompt": "Before.\n@reply one"})
-        (pid,) = await process_pids(client, session_id)
+        session_id, pid = await session_with_a_process(client, "Before.\n@reply one")
         os.kill(pid, signal.SIGKILL)
         async def replaced() -> bool:
             return len(await process_pids(client, session_id)) >= 2

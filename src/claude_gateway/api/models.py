@@ -169,15 +169,21 @@ class SessionListOut(BaseModel):
     nextCursor: str | None
 
 
-class TurnResultOut(BaseModel):
+class OutcomeOut(BaseModel):
+    """How a turn ended (or that it has not yet): the fields a turn result and a run
+    share."""
+
     model_config = ConfigDict(extra="allow")
-    turnId: str
     status: str
     result: str | None = None
     structuredOutput: Any = None
     usage: UsageOut | None = None
     totalCostUsd: float | None = None
     durationMs: int | None = None
+
+
+class TurnResultOut(OutcomeOut):
+    turnId: str
     numTurns: int | None = None
     error: dict[str, Any] | None = None
 

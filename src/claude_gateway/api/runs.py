@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from claude_gateway.api.deps import Caller, Owner, Runs, Sessions, SettingsDep
 from claude_gateway.api.models import (
@@ -19,10 +19,10 @@ from claude_gateway.api.models import (
     Identifier,
     JsonSchema,
     ModelName,
+    OutcomeOut,
     PermissionModeName,
     PromptText,
     RelativeName,
-    UsageOut,
     error_responses,
 )
 from claude_gateway.api.sse import event_stream_response
@@ -63,17 +63,10 @@ class RunBody(ApiModel):
     detach: bool = Field(False, description="Keep running if the client disconnects.")
 
 
-class RunOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class RunOut(OutcomeOut):
     runId: str
     sessionId: str
     claudeSessionId: str | None
-    status: str
-    result: str | None = None
-    structuredOutput: Any = None
-    usage: UsageOut | None = None
-    totalCostUsd: float | None = None
-    durationMs: int | None = None
 
 
 class RunListOut(BaseModel):
