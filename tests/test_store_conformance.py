@@ -1,12 +1,13 @@
 """The ``Store`` conformance suite (``claude_gateway.testing.run_store_conformance``) on
 every backend, one test per contract; and what only the SQL store has: its migrations.
 
-A new backend adds a factory to ``BACKENDS``.
+Each backend runs every contract on fresh stores: SQLite in a file per store,
+PostgreSQL on a scratch database whose tables are emptied for each store.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from itertools import count
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from claude_gateway.storage.base import Store
 from claude_gateway.storage.migrations import head_revision
 from claude_gateway.storage.sql import SqlStore
 from claude_gateway.testing.store_conformance import CONTRACTS, run_store_conformance
+from tests.helpers.postgres import empty_all_tables, scratch_database
 
 pytestmark = pytest.mark.anyio
 
@@ -33,14 +35,33 @@ def sqlite_stores(tmp_path: Path) -> Callable[[], Awaitable[Store]]:
     return make
 
 
-BACKENDS: dict[str, Callable[[Path], Callable[[], Awaitable[Store]]]] = {
-    "sqlite": sqlite_stores}
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """One scratch database for this module's PostgreSQL tests (emptied per store)."""
+    with scratch_database("store") as url:
+        yield url
 
 
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def postgres_stores(url: str) -> Callable[[], Awaitable[Store]]:
+    """Started stores on one PostgreSQL database, each finding every table empty."""
+
+    async def make() -> Store:
+        store = SqlStore(url)
+        await store.start()
+        empty_all_tables(url)
+        return store
+
+    return make
+
+
 @pytest.mark.parametrize("contract", [*CONTRACTS, "transcripts"])
-async def test_store_contract(backend: str, contract: str, tmp_path: Path) -> None:
-    await run_store_conformance(BACKENDS[backend](tmp_path), contracts=[contract])
+async def test_store_contract_on_sqlite(contract: str, tmp_path: Path) -> None:
+    await run_store_conformance(sqlite_stores(tmp_path), contracts=[contract])
+
+
+@pytest.mark.parametrize("contract", [*CONTRACTS, "transcripts"])
+async def test_store_contract_on_postgresql(contract: str, postgres_url: str) -> None:
+    await run_store_conformance(postgres_stores(postgres_url), contracts=[contract])
 
 
 async def test_a_broken_store_fails_the_suite(tmp_path: Path) -> None:

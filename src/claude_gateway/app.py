@@ -84,7 +84,8 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
         cli_path = die_with_parent_launcher(cli_binary, settings.data_dir / "bin")
         cli_env = cli_environment(settings)
         app.state.runtime = Runtime(settings=settings, cli_path=cli_path, cli_env=cli_env)
-        store = SqlStore(settings.database_url)
+        store = SqlStore(settings.database_url, pool_size=settings.database_pool_size,
+                     max_overflow=settings.database_max_overflow)
         await store.start()
         events = EventLog(store, subscriber_queue_size=settings.subscriber_queue_size)
         session_manager = SessionManager(settings, store, events, cli_path=cli_path,

@@ -209,7 +209,8 @@ async def _keys_exist(settings: Settings) -> bool:
         return True
     from claude_gateway.storage.sql import SqlStore
 
-    store = SqlStore(settings.database_url)
+    store = SqlStore(settings.database_url, pool_size=settings.database_pool_size,
+                     max_overflow=settings.database_max_overflow)
     await store.start()
     try:
         return bool(await store.list_api_keys())
@@ -225,7 +226,8 @@ app.add_typer(keys_app, name="keys")
 async def _with_store(settings: Settings, work: Any) -> Any:
     from claude_gateway.storage.sql import SqlStore
 
-    store = SqlStore(settings.database_url)
+    store = SqlStore(settings.database_url, pool_size=settings.database_pool_size,
+                     max_overflow=settings.database_max_overflow)
     await store.start()
     try:
         return await work(store)

@@ -78,8 +78,17 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(
         "",
-        description="The store's database, as a SQLAlchemy URL (`sqlite:///path.db`). "
-        "Empty: a SQLite file `gateway.db` in the data dir.",
+        description="The store's database: `sqlite:///path.db`, or "
+        "`postgresql://user@host:port/db` for several nodes on one database. Empty: a "
+        "SQLite file `gateway.db` in the data dir.",
+    )
+    database_pool_size: int = Field(
+        5, ge=2, le=200, description="Database connections each node keeps open: writers "
+        "and readers (SQLite: one writer, the rest readers; PostgreSQL: half each).",
+    )
+    database_max_overflow: int = Field(
+        5, ge=0, le=200, description="Database connections a node may open beyond the pool "
+        "at busy times.",
     )
     cli_path: Path | None = Field(
         None,

@@ -14,6 +14,13 @@ SQLAlchemy's asyncio extension:
 
 So neither ``aiosqlite`` nor ``sqlalchemy[asyncio]`` is a dependency; a URL naming them
 (``sqlite+aiosqlite://``, as earlier versions wrote it) means plain SQLite.
+
+PostgreSQL (``postgresql://user@host/db``) runs the same code on psycopg 3: one code
+path for both databases, several writer threads (PostgreSQL serializes the writes of one
+session by its row lock, and ``seq`` comes from ``UPDATE ... RETURNING`` in the same
+transaction, so it stays gap-free across nodes), and psycopg's own asyncio connection
+where the gateway waits on ``LISTEN``. asyncpg would have needed the asyncio extension
+and a second code path for one database.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from claude_gateway.storage.base import DuplicateRecord
+from claude_gateway.storage.base import DuplicateRecord, StoreError
 from claude_gateway.storage.migrations import upgrade_to_head
 
 T = TypeVar("T")
@@ -49,16 +56,30 @@ def now() -> datetime:
 class SqlEngine:
     """The engine, its threads, and a transaction per call on them."""
 
-    def __init__(self, url: str, *, readers: int = 4) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 5) -> None:
         parsed = make_url(url)
-        self._is_sqlite = parsed.get_backend_name() == "sqlite"
-        if parsed.drivername in ("sqlite+aiosqlite", "sqlite+pysqlite"):
-            parsed = parsed.set(drivername="sqlite")
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            parsed = parsed.set(drivername="sqlite")  # sqlite+aiosqlite and the like too
+        elif backend == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")  # a plain URL works
+        else:
+            raise StoreError(f"unsupported database {backend!r}: use sqlite:/// or "
+                             "postgresql://")
+        self._is_sqlite = backend == "sqlite"
         self.url = parsed
-        self._readers = readers
+        # SQLite takes one writer at a time: one writer thread queues the writes. PostgreSQL
+        # takes several, each serialized per session by its row lock.
+        self._writers = 1 if self._is_sqlite else max(1, pool_size // 2)
+        self._readers = max(1, pool_size - self._writers)
+        self._max_overflow = max_overflow
         self._engine: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self._is_sqlite else "postgresql"
 
     @property
     def engine(self) -> Engine:
@@ -71,7 +92,8 @@ class SqlEngine:
             database = self.url.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(self.url, pool_size=self._readers + 1, max_overflow=2)
+        engine = create_engine(self.url, pool_size=self._readers + self._writers,
+                               max_overflow=self._max_overflow, pool_pre_ping=True)
         if self._is_sqlite:
             @event.listens_for(engine, "connect")
             def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -82,7 +104,7 @@ class SqlEngine:
                 cursor.execute("PRAGMA busy_timeout=10000")
                 cursor.close()
         self._engine = engine
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        self._writer = ThreadPoolExecutor(self._writers, thread_name_prefix="store-writer")
         self._reader = ThreadPoolExecutor(self._readers, thread_name_prefix="store-reader")
         await self._write(upgrade_to_head)
 
