@@ -12,8 +12,11 @@ from typing import Any, Protocol
 from claude_gateway.storage.records import (
     ApiKeyRecord,
     EventRecord,
+    Fence,
+    LeaseRecord,
     MessageRecord,
     NewEvent,
+    NodeRecord,
     PermissionRecord,
     SessionRecord,
     StateChange,
@@ -28,6 +31,12 @@ class StoreError(Exception):
 
 class RecordNotFound(StoreError, KeyError):
     """A write named a row that does not exist (e.g. events for an unknown session)."""
+
+
+class FencedOut(StoreError):
+    """A write for a session whose lease this node no longer holds (another node took
+    the session over): the node must stop the session's process and never write for it
+    again."""
 
 
 class DuplicateRecord(StoreError):
@@ -80,7 +89,11 @@ class Store(Protocol):
         """Sessions in ``statuses`` whose ``expires_at`` is at or before ``moment``."""
         ...
 
-    async def update_session(self, session_id: str, **fields: Any) -> None: ...
+    async def update_session(self, session_id: str, *, fence: Fence | None = None,
+                             **fields: Any) -> None:
+        """Set columns; with ``fence``, only while that node holds the session's lease at
+        that generation (FencedOut otherwise)."""
+        ...
     async def add_session_usage(self, session_id: str, usage: Usage, *, turn_id: str | None,
                                 model: str | None) -> None:
         """Add a turn's usage to the session totals and the usage ledger."""
@@ -157,3 +170,20 @@ class Store(Protocol):
                                          ) -> list[tuple[str, int, dict[str, Any]]]: ...
     async def transcript_summary_put(self, project_key: str, session_id: str, mtime: int,
                                      data: dict[str, Any]) -> None: ...
+
+    # nodes and session leases (see storage/sql/leases.py)
+    async def claim_lease(self, session_id: str, node_id: str, ttl: float
+                          ) -> LeaseRecord | None:
+        """Keep, take or take over the session's lease; None while another node's is live."""
+        ...
+    async def renew_leases(self, node_id: str, session_ids: Sequence[str], ttl: float
+                           ) -> list[str]:
+        """Renew the node's leases on these sessions; those it no longer holds."""
+        ...
+    async def release_lease(self, fence: Fence, session_id: str) -> None: ...
+    async def lease(self, session_id: str) -> LeaseRecord | None: ...
+    async def touch_node(self, node_id: str, *, draining: bool = False) -> None: ...
+    async def live_nodes(self, ttl: float) -> list[tuple[NodeRecord, int]]:
+        """Nodes seen within ``ttl`` seconds, with how many leases each holds."""
+        ...
+    async def forget_node(self, node_id: str) -> None: ...

@@ -116,6 +116,30 @@ class NewEvent:
     message_content: Any = None
 
 
+@dataclass(frozen=True)
+class Fence:
+    """Who may write for a session: the node holding its lease, at this generation."""
+
+    node_id: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    session_id: str
+    node_id: str
+    generation: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    id: str
+    started_at: datetime
+    last_seen_at: datetime
+    draining: bool = False
+
+
 @dataclass
 class StateChange:
     """State written in the same transaction as the events that announce it."""
@@ -133,6 +157,9 @@ class StateChange:
     permission_id: str | None = None
     permission: dict[str, Any] = field(default_factory=dict)
     """Columns to set on permission ``permission_id``."""
+    fence: Fence | None = None
+    """Written only if this node still holds the session's lease at this generation
+    (FencedOut otherwise)."""
 
 
 @dataclass(frozen=True)

@@ -192,3 +192,26 @@ api_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
 )
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("draining", Boolean, nullable=False, default=False),
+)
+"""Gateway nodes on this database; a node not seen for one lease TTL is gone."""
+
+session_leases = Table(
+    "session_leases",
+    metadata,
+    Column("session_id", String(64), ForeignKey("sessions.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("node_id", String(128), nullable=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_session_leases_node", "node_id"),
+)
+"""Which node runs a session's CLI: a row while a process is attached. ``generation``
+grows on every takeover; the owner's writes for the session are conditional on it."""

@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 from claude_agent_sdk.testing import run_session_store_conformance
 
-from claude_gateway.storage.base import DuplicateRecord, RecordNotFound, Store
+from claude_gateway.storage.base import DuplicateRecord, FencedOut, RecordNotFound, Store
 from claude_gateway.storage.records import (
+    Fence,
     NewEvent,
     PermissionRecord,
     SessionRecord,
@@ -219,6 +220,53 @@ async def sessions_expired_by(store: Store) -> None:
     _equal([s.id for s in found], ["s1"], "open sessions past their expiry")
 
 
+async def leases_fence_the_writes_of_a_node_that_lost_its_session(store: Store) -> None:
+    await store.create_session(session("s1"))
+    a = await store.claim_lease("s1", "node-a", 30)
+    _equal((a.node_id, a.generation) if a else None, ("node-a", 1), "a first claim")
+    again = await store.claim_lease("s1", "node-a", 30)
+    _equal(again.generation if again else None, 1, "its holder's claim keeps the generation")
+    _equal(await store.claim_lease("s1", "node-b", 30), None,
+           "a claim while another node's lease is live")
+    fence_a = Fence("node-a", 1)
+    await store.append_events("s1", [NewEvent("x", {})], StateChange(fence=fence_a))
+    await store.claim_lease("s1", "node-a", -1)  # its lease runs out
+    b = await store.claim_lease("s1", "node-b", 30)
+    _equal((b.node_id, b.generation) if b else None, ("node-b", 2), "a takeover")
+    with _raises(FencedOut):
+        await store.append_events("s1", [NewEvent("y", {})], StateChange(fence=fence_a))
+    with _raises(FencedOut):
+        await store.update_session("s1", fence=fence_a, status="stopped")
+    _equal(await store.renew_leases("node-a", ["s1"], 30), ["s1"], "what the old owner lost")
+    _equal(await store.renew_leases("node-b", ["s1"], 30), [], "what the new owner keeps")
+    written = await store.append_events("s1", [NewEvent("z", {})],
+                                        StateChange(fence=Fence("node-b", 2)))
+    _equal([e.seq for e in written], [2], "the new owner's write after the fenced one")
+    _equal((await _session(store, "s1")).status, "idle", "a fenced update changed nothing")
+    await store.release_lease(fence_a, "s1")  # a stale release is a no-op
+    lease = await store.lease("s1")
+    _equal(lease.node_id if lease else None, "node-b", "the lease after a stale release")
+    await store.release_lease(Fence("node-b", 2), "s1")
+    _equal(await store.lease("s1"), None, "a released lease")
+    with _raises(RecordNotFound):
+        await store.append_events("gone", [NewEvent("x", {})],
+                                  StateChange(fence=Fence("node-b", 2)))
+
+
+async def nodes_are_seen_until_they_go(store: Store) -> None:
+    await store.create_session(session("s1"))
+    await store.touch_node("node-a")
+    await store.touch_node("node-b", draining=True)
+    await store.claim_lease("s1", "node-a", 30)
+    seen = {node.id: (node.draining, leases) for node, leases in await store.live_nodes(30)}
+    _equal(seen, {"node-a": (False, 1), "node-b": (True, 0)}, "live nodes and their leases")
+    await store.forget_node("node-a")
+    _equal([node.id for node, _ in await store.live_nodes(30)], ["node-b"],
+           "nodes after one went")
+    _equal(await store.lease("s1"), None, "the leases of a node that went")
+    _equal(await store.live_nodes(-1), [], "nodes not seen within the time given")
+
+
 async def transcripts_pass_the_sdk_suite(make_store: MakeStore) -> None:
     """The SDK's SessionStore contracts, each on a fresh store."""
     made: list[Store] = []
@@ -240,7 +288,9 @@ CONTRACTS: dict[str, Callable[[Store], Awaitable[None]]] = {
         events_get_gapless_sequence_numbers_under_concurrency,
         append_to_unknown_session_fails, turns, messages_page_and_count, usage_accumulates,
         purge_removes_everything, permissions_live_and_resolve_with_their_events,
-        turns_are_found_by_client_id_and_it_is_unique, sessions_expired_by)
+        turns_are_found_by_client_id_and_it_is_unique, sessions_expired_by,
+        leases_fence_the_writes_of_a_node_that_lost_its_session,
+        nodes_are_seen_until_they_go)
 }
 """Every contract by name (``transcripts`` runs the SDK's suite besides)."""
 

@@ -7,19 +7,22 @@
 ``events``         the event log and its messages, with the state changes they announce
 ``permissions``    permission requests
 ``keys``           API keys
+``leases``         nodes, and the lease of each live session (fencing)
 ``transcripts``    the CLI transcripts of the SDK's ``SessionStore``
 =================  =====================================================================
 """
 
 from claude_gateway.storage.sql.events import EventRows
 from claude_gateway.storage.sql.keys import ApiKeyRows
+from claude_gateway.storage.sql.leases import LeaseRows
 from claude_gateway.storage.sql.permissions import PermissionRows
 from claude_gateway.storage.sql.sessions import SessionRows
 from claude_gateway.storage.sql.transcripts import TranscriptRows
 from claude_gateway.storage.sql.turns import TurnRows
 
 
-class SqlStore(SessionRows, TurnRows, EventRows, PermissionRows, ApiKeyRows, TranscriptRows):
+class SqlStore(SessionRows, TurnRows, EventRows, PermissionRows, ApiKeyRows, TranscriptRows,
+               LeaseRows):
     """One repository per aggregate, over one engine (see :mod:`.engine`)."""
 
 

@@ -15,7 +15,6 @@ from sqlalchemy import (
 )
 
 from claude_gateway.storage import schema
-from claude_gateway.storage.base import RecordNotFound
 from claude_gateway.storage.records import (
     EventRecord,
     MessageRecord,
@@ -24,6 +23,7 @@ from claude_gateway.storage.records import (
     Usage,
 )
 from claude_gateway.storage.sql.engine import USAGE_COLUMNS, SqlEngine, now
+from claude_gateway.storage.sql.leases import fenced, raise_missing_or_fenced
 from claude_gateway.storage.sql.permissions import insert_permission
 from claude_gateway.storage.sql.turns import insert_turn
 
@@ -62,10 +62,11 @@ class EventRows(SqlEngine):
             if change.turn_id is not None and change.turn:
                 conn.execute(update(schema.turns).where(schema.turns.c.id == change.turn_id)
                              .values(**change.turn))
-            row = conn.execute(update(table).where(table.c.id == session_id).values(**values)
+            query = fenced(update(table).where(table.c.id == session_id), change.fence)
+            row = conn.execute(query.values(**values)
                                .returning(table.c.last_seq, table.c.owner)).first()
             if row is None:
-                raise RecordNotFound(f"session {session_id}")
+                raise_missing_or_fenced(conn, session_id, change.fence)
             last, owner = row
             first = last - len(events) + 1
             records = [

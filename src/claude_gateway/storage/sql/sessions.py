@@ -21,11 +21,13 @@ from sqlalchemy import (
 
 from claude_gateway.storage import schema
 from claude_gateway.storage.records import (
+    Fence,
     SessionRecord,
     TurnRecord,
     Usage,
 )
 from claude_gateway.storage.sql.engine import USAGE_COLUMNS, SqlEngine
+from claude_gateway.storage.sql.leases import fenced, raise_missing_or_fenced
 
 
 def session_from_row(row: Row[Any]) -> SessionRecord:
@@ -175,16 +177,23 @@ class SessionRows(SqlEngine):
         return await self._read(
             lambda conn: [session_from_row(r) for r in conn.execute(query).all()])
 
-    async def update_session(self, session_id: str, **fields: Any) -> None:
+    async def update_session(self, session_id: str, *, fence: Fence | None = None,
+                             **fields: Any) -> None:
         if not fields:
             return
-        await self._write(lambda conn: conn.execute(
-            update(schema.sessions).where(schema.sessions.c.id == session_id).values(**fields)))
+        table = schema.sessions
+
+        def work(conn: Connection) -> None:
+            query = fenced(update(table).where(table.c.id == session_id), fence)
+            if conn.execute(query.values(**fields)).rowcount == 0 and fence is not None:
+                raise_missing_or_fenced(conn, session_id, fence)
+
+        await self._write(work)
 
     async def delete_session(self, session_id: str) -> bool:
         def work(conn: Connection) -> bool:
             for table in (schema.events, schema.messages, schema.usage, schema.permissions,
-                          schema.turns):
+                          schema.turns, schema.session_leases):
                 conn.execute(delete(table).where(table.c.session_id == session_id))
             result = conn.execute(
                 delete(schema.sessions).where(schema.sessions.c.id == session_id))
