@@ -37,6 +37,7 @@ GatewayError                      INTERNAL_ERROR unless a subclass says otherwis
     │   ├── IsADirectory          409 IS_A_DIRECTORY
     │   ├── WorkspaceBusy         409 WORKSPACE_BUSY
     │   ├── LiveChangeRefused     409 LIVE_CHANGE_REFUSED
+    │   ├── SessionOnAnotherNode  409 SESSION_ON_ANOTHER_NODE
     │   └── ConversationNotStarted  409 CONVERSATION_NOT_STARTED
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
     ├── InterruptFailed           502 INTERRUPT_FAILED
@@ -85,6 +86,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "CONFLICT"
     SESSION_ENDED = "SESSION_ENDED"
     SESSION_EXPIRED = "SESSION_EXPIRED"
+    SESSION_ON_ANOTHER_NODE = "SESSION_ON_ANOTHER_NODE"
     PERMISSION_ALREADY_RESOLVED = "PERMISSION_ALREADY_RESOLVED"
     IS_A_DIRECTORY = "IS_A_DIRECTORY"
     WORKSPACE_BUSY = "WORKSPACE_BUSY"
@@ -105,6 +107,7 @@ class ErrorCode(StrEnum):
     PROCESS_EXITED = "PROCESS_EXITED"
     GATEWAY_SHUTDOWN = "GATEWAY_SHUTDOWN"
     GATEWAY_RESTARTED = "GATEWAY_RESTARTED"
+    NODE_LOST = "NODE_LOST"
     MAX_TURNS_REACHED = "MAX_TURNS_REACHED"
     TURN_BUDGET_EXCEEDED = "TURN_BUDGET_EXCEEDED"
     UPSTREAM_ERROR = "UPSTREAM_ERROR"
@@ -168,6 +171,9 @@ ERROR_CODES: dict[ErrorCode, CodeInfo] = {
     E.SESSION_ENDED: CodeInfo(409, "The session has ended (a turn: it ended while the "
                               "turn waited or ran).", turn=True),
     E.SESSION_EXPIRED: CodeInfo(409, "The session expired (its TTL passed)."),
+    E.SESSION_ON_ANOTHER_NODE: CodeInfo(409, "Another gateway node runs this session's CLI "
+                                        "(send the request to that node for now).",
+                                        turn=True),
     E.PERMISSION_ALREADY_RESOLVED: CodeInfo(409, "The permission request was answered, "
                                             "timed out or was cancelled."),
     E.IS_A_DIRECTORY: CodeInfo(409, "A file operation on a directory."),
@@ -197,6 +203,8 @@ ERROR_CODES: dict[ErrorCode, CodeInfo] = {
     E.PROCESS_EXITED: CodeInfo(None, "The CLI process died during the turn; it is "
                                "restarted for the next one.", turn=True),
     E.GATEWAY_SHUTDOWN: CodeInfo(None, "The gateway stopped during the turn.", turn=True),
+    E.NODE_LOST: CodeInfo(None, "The node running the turn died or lost the session to "
+                          "another node.", turn=True),
     E.GATEWAY_RESTARTED: CodeInfo(None, "The gateway restarted before the turn finished.",
                                   turn=True),
     E.MAX_TURNS_REACHED: CodeInfo(None, "The agent reached the session's `maxTurns`.",
@@ -451,6 +459,16 @@ class InterruptFailed(ApiError):
 
     code = ErrorCode.INTERRUPT_FAILED
     status = 502
+
+
+class SessionOnAnotherNode(Conflict):
+    """Another node holds the session's lease (its CLI runs there)."""
+
+    code = ErrorCode.SESSION_ON_ANOTHER_NODE
+
+    def __init__(self, session_id: str, node: str) -> None:
+        super().__init__(f"Session {session_id} runs on gateway node {node}",
+                         details={"sessionId": session_id, "node": node})
 
 _undescribed = set(ErrorCode) - set(ERROR_CODES)
 if _undescribed:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import secrets
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -143,6 +145,18 @@ class Settings(BaseSettings):
     max_sessions: int = Field(
         100, ge=1, description="Sessions that may exist at once (ended and expired ones "
         "do not count); more are refused with 429 MAX_SESSIONS_REACHED."
+    )
+    node_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}",
+        min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$",
+        json_schema_extra={"shown_default": "host name + random suffix"},
+        description="This gateway's name among the nodes on one database (default: the "
+        "host name and a random suffix, new at each start).",
+    )
+    lease_ttl_seconds: float = Field(
+        15, gt=0, le=3600, description="How long a node's hold on a session's CLI lasts "
+        "unless renewed (every third of it): after a node dies, another takes its sessions "
+        "over within this time.",
     )
     max_processes: int = Field(
         8, ge=1, description="Live CLI processes at once (each takes about 250 MB). At the "
@@ -389,6 +403,11 @@ class Settings(BaseSettings):
         return found
 
     @property
+    def single_node(self) -> bool:
+        """SQLite: one gateway per database (the data-dir lock); PostgreSQL: several."""
+        return not self.database_url.startswith("postgresql")
+
+    @property
     def cli_config_dir(self) -> Path:
         """The CLI's config dir (always set after validation)."""
         return self.claude_config_dir or self.data_dir / "claude"
@@ -452,6 +471,9 @@ def settings_reference() -> str:
         if isinstance(default, list):
             default = json.dumps(default) if default else ""
         shown = "" if default is None or default == "" else f"`{default}`"
+        if isinstance(field.json_schema_extra, dict) and "shown_default" in (
+                field.json_schema_extra):
+            shown = str(field.json_schema_extra["shown_default"])
         help_text = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{env_name(name)}` | {shown} | {help_text} |")
     return "\n".join(rows)

@@ -156,6 +156,8 @@ class SessionOut(BaseModel):
     workspace: str
     permissionMode: str
     claudeSessionId: str | None
+    node: str | None = None
+    """The gateway node running its CLI (null when none is attached)."""
     createdAt: str
     lastActivityAt: str
     expiresAt: str | None

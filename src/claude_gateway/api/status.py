@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from claude_gateway.api.models import ErrorOut, error_responses
 from claude_gateway.api.principals import principal_of
 from claude_gateway.services.sessions import SessionManager, SessionStatus
+from claude_gateway.wire import rfc3339
 
 router = APIRouter(tags=["status"],
                    responses=error_responses(ErrorOut))
@@ -33,6 +34,10 @@ async def status(request: Request) -> dict[str, Any]:
         "queues": now.queues,
         "busyWorkspaces": now.busy_workspaces,
         "waitingForPermission": now.waiting,
+        "node": now.node,
+        "nodes": [{"id": node.id, "lastSeenAt": rfc3339(node.last_seen_at),
+                   "sessions": sessions_there, "draining": node.draining}
+                  for node, sessions_there in now.nodes],
     }
     if principal.admin:
         body["subscribers"] = now.subscribers

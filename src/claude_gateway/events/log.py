@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
 from claude_gateway.concurrency import KeyedLocks
 from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS
 from claude_gateway.storage.base import Store
-from claude_gateway.storage.records import EventRecord, NewEvent, StateChange
+from claude_gateway.storage.records import EventRecord, Fence, NewEvent, StateChange
 
 
 class Subscriber:
@@ -57,10 +57,18 @@ class EventLog:
         # Publishing in sequence order needs appends of one session to be serialized; a
         # session's lock lives only while appends hold or wait for it.
         self._locks = KeyedLocks()
+        self.fence_of: Callable[[str], Fence | None] | None = None
+        """This node's lease on a session, which its writes then carry (set by the
+        session manager); a write whose lease was taken over raises FencedOut."""
 
     async def append(self, session_id: str, events: Sequence[NewEvent],
                      change: StateChange | None = None) -> list[EventRecord]:
         """Store the events (and the state change they announce), then publish them."""
+        if self.fence_of is not None and (change is None or change.fence is None):
+            fence = self.fence_of(session_id)
+            if fence is not None:
+                change = change or StateChange()
+                change.fence = fence
         async with self._locks.hold(session_id):
             records = await self.store.append_events(session_id, events, change)
             for subscriber in list(self._subscribers.get(session_id, ())):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,9 +79,12 @@ class PermissionBroker:
         self.timeout_seconds = timeout_seconds
         self._waiting: dict[str, Waiting] = {}
 
-    async def recover(self) -> None:
-        """Requests left pending by a previous run can never be answered: expire them."""
+    async def recover(self, orphaned: Callable[[str], Awaitable[bool]]) -> None:
+        """Requests left pending by a node that is gone can never be answered: expire
+        them (``orphaned(session_id)``: no live node runs that session)."""
         for record in await self.store.list_permissions(statuses=["pending"]):
+            if not await orphaned(record.session_id):
+                continue
             decision = Decision("expired", "gateway", message="The gateway restarted while "
                                 "this request was waiting.")
             await self._record(record, decision)

@@ -52,6 +52,8 @@ class SessionRecord:
     context_window: int | None = None
     context_tokens: int | None = None
     external_id: str | None = None
+    node: str | None = None
+    """The node running its CLI (holding a live lease), if any; read, never written."""
     """A name the client gave the session (unique per owner)."""
     home: str = ""
     """The directory under the workspace root the session is confined to."""

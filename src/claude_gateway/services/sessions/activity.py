@@ -14,6 +14,7 @@ from claude_gateway.services.sessions.supervisor import ProcessSupervisor
 from claude_gateway.services.workspace_locks import WorkspaceLocks
 from claude_gateway.services.workspaces import name_from
 from claude_gateway.storage.base import Store
+from claude_gateway.storage.records import NodeRecord
 
 
 @dataclass
@@ -31,6 +32,10 @@ class Activity:
     subscribers: int
     spares: dict[str, int]
     """Workspace path -> spare processes ready for it (admins only)."""
+    node: str
+    """This node's id."""
+    nodes: list[tuple[NodeRecord, int]]
+    """Every live node on the database, with how many sessions' CLIs it runs."""
 
 
 async def describe_activity(principal: Principal, *, live: LiveSessions,
@@ -60,4 +65,6 @@ async def describe_activity(principal: Principal, *, live: LiveSessions,
         queues={sid: s.busy_turns() for sid, s in visible.items() if s.busy_turns()},
         busy_workspaces=busy,
         waiting={sid: waiting for sid in visible if (waiting := permissions.waiting(sid))},
-        subscribers=events.subscriber_count(), spares=spares)
+        subscribers=events.subscriber_count(), spares=spares,
+        node=supervisor.leases.node_id,
+        nodes=await store.live_nodes(supervisor.leases.ttl))

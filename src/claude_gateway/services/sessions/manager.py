@@ -35,6 +35,7 @@ from claude_gateway.errors import (
     ErrorCode,
     SessionEnded,
     SessionNotFound,
+    SessionOnAnotherNode,
 )
 from claude_gateway.events.envelope import EventType
 from claude_gateway.events.log import EventLog
@@ -50,7 +51,7 @@ from claude_gateway.services.sessions.creation import SessionRecords
 from claude_gateway.services.sessions.cursor import decode_cursor, encode_cursor
 from claude_gateway.services.sessions.options import SessionCreate, SessionOptions
 from claude_gateway.services.sessions.reaper import Reaper
-from claude_gateway.services.sessions.recovery import recover_after_restart
+from claude_gateway.services.sessions.recovery import Orphans, recover_after_restart
 from claude_gateway.services.sessions.runner import TurnRunner
 from claude_gateway.services.sessions.state import (
     CLOSED_STATUSES,
@@ -114,17 +115,20 @@ class SessionManager:
                              expire=lambda record: self._close(record, SessionStatus.EXPIRED,
                                                                "expired"))
         self._naming = KeyedLocks()
+        events.fence_of = self._live.fence_of
         """One creator at a time per (owner, X-Session-Id) name."""
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
         """Recover from a previous run, then start the reaper and the spares."""
         self.supervisor.pool.reap_leftovers()
-        await self.permissions.recover()
-        await recover_after_restart(self.store, self.events, self.runner)
+        orphaned = Orphans(self.store, node_id=self.settings.node_id,
+                           single_node=self.settings.single_node)
+        await self.permissions.recover(orphaned)
+        await recover_after_restart(self.store, self.events, self.runner, orphaned)
         await self.admission.start()
         self.reaper.start()
-        self.supervisor.spares.fill()
+        await self.supervisor.start()
 
     async def close(self) -> None:
         """Stop every process and worker (no orphans)."""
@@ -352,6 +356,9 @@ class SessionManager:
             live.share_workspace = SessionOptions.from_json(record.options).share_workspace
         if live.closed:
             raise SessionEnded.of(session_id, live.closed_status)
+        if live.fence is None and (node := await self.supervisor.leases.owner_elsewhere(
+                session_id)) is not None:
+            raise SessionOnAnotherNode(session_id, node)
         await self.admission.check_turn(live.owner, self._live.turns_of(live.owner))
         # Everything that can refuse the prompt comes before the workspace lock, so a
         # refused prompt never holds the workspace.

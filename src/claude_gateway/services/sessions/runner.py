@@ -51,6 +51,7 @@ from claude_gateway.services.sessions.state import (
 )
 from claude_gateway.services.sessions.supervisor import ProcessSupervisor
 from claude_gateway.services.workspace_locks import WorkspaceLocks
+from claude_gateway.storage.base import FencedOut
 from claude_gateway.storage.records import NewEvent, StateChange, TurnRecord
 
 logger = logging.getLogger("claude_gateway.sessions")
@@ -66,6 +67,9 @@ def start_failure(error: dict[str, Any]) -> dict[str, Any]:
     """A turn's failure when its CLI could not start: the CLI refusing the structured-
     output schema is the client's mistake (INVALID_JSON_SCHEMA), anything else the
     gateway's."""
+    if error.get("code") == ErrorCode.SESSION_ON_ANOTHER_NODE:
+        return failure(ErrorCode.SESSION_ON_ANOTHER_NODE, str(error.get("detail")),
+                       node=error.get("node"))
     stderr = str(error.get("stderr", ""))
     for line in stderr.splitlines():
         if "is not a valid JSON Schema" in line:
@@ -168,6 +172,10 @@ class TurnRunner:
             live.current = pending
             try:
                 await self._run_turn(live, pending)
+            except FencedOut:
+                # Another node took the session over: never write for it again.
+                await self.supervisor.fenced_out(live)
+                return
             except TurnNotRecorded:
                 # Its session vanished while the prompt was on its way: stop the CLI's work.
                 if live.process is not None and live.process.alive:
@@ -338,7 +346,9 @@ class TurnRunner:
         change.turn_id = turn_id
         change.turn = {"status": str(status), "ended_at": now(), "outcome": data}
         live = self.live.get(session_id)
-        if live is not None and live.current is pending and not live.closed:
+        elsewhere = (live is not None and live.spawn_error is not None
+                     and live.spawn_error.get("code") == ErrorCode.SESSION_ON_ANOTHER_NODE)
+        if live is not None and live.current is pending and not live.closed and not elsewhere:
             # Whoever learns that the turn ended must find the session at rest already.
             change.session = {**self.admission.activity(status=live.resting_status()),
                               **change.session}

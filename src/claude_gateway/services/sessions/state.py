@@ -18,7 +18,7 @@ from typing import Any
 from claude_gateway.errors import ErrorCode
 from claude_gateway.runtime.agent import AgentProcess, Prompt
 from claude_gateway.runtime.process_pool import ProcessPool
-from claude_gateway.storage.records import EventRecord, TurnRecord
+from claude_gateway.storage.records import EventRecord, Fence, TurnRecord
 
 
 class SessionStatus(StrEnum):
@@ -160,6 +160,9 @@ class LiveSession:
     """Whether ``model`` mirrors the stored one (PATCH keeps it current)."""
     spawn_error: dict[str, Any] | None = None
     """Why its last process failed to start (its turns fail with it; status ``failed``)."""
+    fence: Fence | None = None
+    """This node's lease on the session while it runs the session's CLI: every write for
+    the session carries it."""
 
     @property
     def idle(self) -> bool:
@@ -240,6 +243,11 @@ class LiveSessions:
                 or self._pool.get(live.id) is not None)
         if not busy and self._by_id.get(live.id) is live:
             del self._by_id[live.id]
+
+    def fence_of(self, session_id: str) -> Fence | None:
+        """The fence for a write of this session (None: this node does not own it)."""
+        live = self._by_id.get(session_id)
+        return live.fence if live is not None else None
 
     def forget_idle(self) -> None:
         for live in list(self._by_id.values()):

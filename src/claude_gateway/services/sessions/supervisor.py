@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
-from claude_gateway.errors import LiveChangeRefused
+from claude_gateway.errors import ErrorCode, LiveChangeRefused
 from claude_gateway.events.envelope import EventType
 from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.agent import (
@@ -28,6 +29,7 @@ from claude_gateway.runtime.options import AgentSpec, Launch
 from claude_gateway.runtime.process_pool import ProcessPool
 from claude_gateway.services.permissions import PermissionBroker
 from claude_gateway.services.sessions.launcher import ProcessLauncher
+from claude_gateway.services.sessions.leases import LeaseKeeper
 from claude_gateway.services.sessions.options import SessionOptions
 from claude_gateway.services.sessions.spare_supply import SpareSupply
 from claude_gateway.services.sessions.state import (
@@ -35,13 +37,16 @@ from claude_gateway.services.sessions.state import (
     LiveSession,
     LiveSessions,
     SessionStatus,
+    TurnOutcome,
+    TurnStatus,
+    failure,
 )
 from claude_gateway.services.workspaces import (
     Placement,
 )
 from claude_gateway.settings import Settings
 from claude_gateway.storage.base import Store
-from claude_gateway.storage.records import SessionRecord
+from claude_gateway.storage.records import SessionRecord, StateChange
 from claude_gateway.storage.transcripts import TranscriptStore
 
 logger = logging.getLogger("claude_gateway.sessions")
@@ -66,12 +71,14 @@ class ProcessSupervisor:
             cli_env=cli_env, agent_factory=agent_factory, on_exit=self._on_exit)
         self.supply = SpareSupply(settings, self.launcher, pool)
         self.spares = self.supply.pool
+        self.leases = LeaseKeeper(store, live, node_id=settings.node_id,
+                                  ttl=settings.lease_ttl_seconds, on_lost=self.fenced_out)
         self._stopping: set[asyncio.Future[None]] = set()
         self.closing = False
 
-    def start(self) -> None:
-        """Kill what a crashed gateway left, then start warming spares."""
-        self.pool.reap_leftovers()
+    async def start(self) -> None:
+        """Say this node is alive (and keep saying it), then start warming spares."""
+        await self.leases.start()
         self.spares.fill()
 
     async def close(self) -> None:
@@ -90,6 +97,7 @@ class ProcessSupervisor:
         for session_id, process in self.pool.live.items():
             await process.stop()
             await self.pool.release(session_id, process)
+        await self.leases.stop()
 
     def stopping_count(self) -> int:
         """Processes being stopped right now."""
@@ -135,12 +143,20 @@ class ProcessSupervisor:
             record = await self.store.get_session(live.id)
             if record is None or live.closed or record.status in CLOSED_STATUSES:
                 return None
+            held = live.fence is not None
+            if not await self.leases.claim(live):
+                return None  # another node runs it (live.spawn_error says which)
+            if not held:
+                await self._fail_orphans(live)
             if prestart:
                 if not self.pool.try_reserve(live.id):
-                    await self.store.update_session(live.id, status=SessionStatus.STOPPED)
+                    await self.store.update_session(live.id, fence=live.fence,
+                                                    status=SessionStatus.STOPPED)
+                    await self.leases.release(live)
                     return None
             else:
-                await self.store.update_session(live.id, status=SessionStatus.STARTING)
+                await self.store.update_session(live.id, fence=live.fence,
+                                                status=SessionStatus.STARTING)
                 await self.pool.reserve(live.id, self.live.is_idle, self.evict)
             options = SessionOptions.from_json(record.options)
             spec = AgentSpec(record.model, record.permission_mode, options.agent)
@@ -157,20 +173,52 @@ class ProcessSupervisor:
             if process is None:
                 process = await self._start_new(live, record, spec, launch, binding)
                 if process is None:
+                    await self.leases.release(live)
                     return None
             if live.closed:  # deleted while it started
                 await self.pool.release(live.id)
                 await process.stop()
+                await self.leases.release(live)
                 return None
             live.process = process
             live.spawn_error = None
             await self.pool.attach(live.id, process)
-            await self.store.update_session(live.id, status=SessionStatus.RUNNING
+            await self.store.update_session(live.id, fence=live.fence,
+                                            status=SessionStatus.RUNNING
                                             if live.current else SessionStatus.IDLE)
             await self.events.emit(live.id, EventType.PROCESS_STARTED, {
                 "pid": process.pid, "resumed": launch.resume is not None,
                 "forked": launch.fork, "spare": adopted})
             return process
+
+    async def _fail_orphans(self, live: LiveSession) -> None:
+        """Turns a node that lost the session left queued or running (it died, or was
+        cut off) fail with NODE_LOST, written under this node's new lease."""
+        known = {p.id for p in live.queued} | ({live.current.id} if live.current else set())
+        for turn in await self.store.list_turns(live.id, ["queued", "running"]):
+            if turn.id not in known:
+                await self.events.emit(live.id, EventType.TURN_FAILED, failure(
+                    ErrorCode.NODE_LOST, "The gateway node running this turn was lost."),
+                    turn.id, StateChange(turn_id=turn.id, turn={
+                        "status": "failed", "ended_at": datetime.now(UTC)}))
+
+    async def fenced_out(self, live: LiveSession) -> None:
+        """Another node took the session over: stop its CLI here at once, and tell whoever
+        waits on this node. No write for the session is made (its fence is stale now,
+        so any would fail)."""
+        process, live.process = live.process, None
+        if process is not None:
+            logger.warning("stopping a CLI whose session another node took over",
+                           extra={"session_id": live.id})
+            await stop_quietly(process, "its session was taken over")
+            await self.pool.release(live.id, process)
+        lost = failure(ErrorCode.NODE_LOST,
+                       "Another gateway node took this session over during the turn.")
+        for pending in [*live.queued, *([live.current] if live.current else [])]:
+            if not pending.done.done():
+                pending.done.set_result(TurnOutcome(pending.id, TurnStatus.FAILED, lost))
+        live.queued.clear()
+        live.queue.put_nowait(None)
 
     async def _start_new(self, live: LiveSession, record: SessionRecord, spec: AgentSpec,
                          launch: Launch, binding: ProcessBinding) -> AgentProcess | None:
@@ -279,6 +327,7 @@ class ProcessSupervisor:
             return
         live.process = None
         await self.pool.release(live.id, process)
+        await self.leases.release(live)
         if not exit_.expected:
             await stop_quietly(process, "it exited")  # release the SDK's resources
         await self.events.emit(live.id, EventType.PROCESS_STOPPED, {
@@ -303,6 +352,7 @@ class ProcessSupervisor:
         stopping.add_done_callback(self._stopping.discard)
         await asyncio.shield(stopping)
         await self.events.emit(live.id, EventType.PROCESS_STOPPED, {"reason": reason})
+        await self.leases.release(live)
 
     async def _stop_and_release(self, session_id: str, process: AgentProcess) -> None:
         await process.stop()

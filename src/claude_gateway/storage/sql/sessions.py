@@ -26,13 +26,26 @@ from claude_gateway.storage.records import (
     TurnRecord,
     Usage,
 )
-from claude_gateway.storage.sql.engine import USAGE_COLUMNS, SqlEngine
+from claude_gateway.storage.sql.engine import USAGE_COLUMNS, SqlEngine, now
 from claude_gateway.storage.sql.leases import fenced, raise_missing_or_fenced
+
+LEASES = schema.session_leases
+LEASE_COLUMNS = (LEASES.c.node_id.label("lease_node"),
+                 LEASES.c.expires_at.label("lease_expires_at"))
+
+
+def with_lease() -> Select[Any]:
+    """Sessions, each with the node holding its lease (if any)."""
+    return select(schema.sessions, *LEASE_COLUMNS).select_from(schema.sessions.outerjoin(
+        LEASES, LEASES.c.session_id == schema.sessions.c.id))
 
 
 def session_from_row(row: Row[Any]) -> SessionRecord:
     m = row._mapping
+    expires = m.get("lease_expires_at")
+    node = m.get("lease_node") if expires is not None and expires > now() else None
     return SessionRecord(
+        node=node,
         id=m["id"], status=m["status"], workspace=m["workspace"],
         permission_mode=m["permission_mode"], created_at=m["created_at"],
         last_activity_at=m["last_activity_at"], owner=m["owner"], kind=m["kind"],
@@ -66,7 +79,7 @@ class SessionRows(SqlEngine):
     async def get_session(self, session_id: str) -> SessionRecord | None:
         def work(conn: Connection) -> SessionRecord | None:
             row = conn.execute(
-                select(schema.sessions).where(schema.sessions.c.id == session_id)).first()
+                with_lease().where(schema.sessions.c.id == session_id)).first()
             return session_from_row(row) if row else None
 
         return await self._read(work)
@@ -76,7 +89,7 @@ class SessionRows(SqlEngine):
         after: tuple[datetime, str] | None = None,
     ) -> list[SessionRecord]:
         table = schema.sessions
-        query = select(table).where(table.c.kind == "session")
+        query = with_lease().where(table.c.kind == "session")
         if owner is not None:
             query = query.where(table.c.owner == owner)
         if status is not None:
@@ -99,8 +112,9 @@ class SessionRows(SqlEngine):
                      turns.c.created_at.label("turn_created_at"),
                      turns.c.started_at.label("turn_started_at"),
                      turns.c.ended_at.label("turn_ended_at"),
-                     turns.c.outcome.label("turn_outcome"))
-                 .select_from(sessions.outerjoin(turns, turns.c.session_id == sessions.c.id))
+                     turns.c.outcome.label("turn_outcome"), *LEASE_COLUMNS)
+                 .select_from(sessions.outerjoin(turns, turns.c.session_id == sessions.c.id)
+                              .outerjoin(LEASES, LEASES.c.session_id == sessions.c.id))
                  .where(sessions.c.kind == "run"))
         if owner is not None:
             query = query.where(sessions.c.owner == owner)
@@ -132,7 +146,7 @@ class SessionRows(SqlEngine):
     async def session_by_external_id(self, owner: str, external_id: str
                                      ) -> SessionRecord | None:
         table = schema.sessions
-        query = select(table).where(table.c.owner == owner, table.c.external_id == external_id)
+        query = with_lease().where(table.c.owner == owner, table.c.external_id == external_id)
 
         def work(conn: Connection) -> SessionRecord | None:
             row = conn.execute(query).first()
@@ -143,7 +157,7 @@ class SessionRows(SqlEngine):
     async def latest_conversation(self, workspace_path: str, owner: str | None = None
                                   ) -> SessionRecord | None:
         table = schema.sessions
-        query = select(table).where(table.c.workspace_path == workspace_path,
+        query = with_lease().where(table.c.workspace_path == workspace_path,
                                     table.c.claude_session_id.is_not(None))
         if owner is not None:
             query = query.where(table.c.owner == owner)
@@ -152,7 +166,7 @@ class SessionRows(SqlEngine):
     async def conversation(self, claude_session_id: str, owner: str | None = None
                            ) -> SessionRecord | None:
         table = schema.sessions
-        query = select(table).where(table.c.claude_session_id == claude_session_id)
+        query = with_lease().where(table.c.claude_session_id == claude_session_id)
         if owner is not None:
             query = query.where(table.c.owner == owner)
         return await self._latest(query)
@@ -171,7 +185,7 @@ class SessionRows(SqlEngine):
     async def sessions_expired_by(self, moment: datetime, statuses: Sequence[str],
                                   limit: int = 500) -> list[SessionRecord]:
         table = schema.sessions
-        query = (select(table).where(table.c.expires_at <= moment,
+        query = (with_lease().where(table.c.expires_at <= moment,
                                      table.c.status.in_(list(statuses)))
                  .order_by(table.c.expires_at).limit(limit))
         return await self._read(
