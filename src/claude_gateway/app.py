@@ -85,9 +85,11 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
         cli_env = cli_environment(settings)
         app.state.runtime = Runtime(settings=settings, cli_path=cli_path, cli_env=cli_env)
         store = SqlStore(settings.database_url, pool_size=settings.database_pool_size,
-                     max_overflow=settings.database_max_overflow)
+                     max_overflow=settings.database_max_overflow, node_id=settings.node_id)
         await store.start()
-        events = EventLog(store, subscriber_queue_size=settings.subscriber_queue_size)
+        events = EventLog(store, subscriber_queue_size=settings.subscriber_queue_size,
+                          node_id=settings.node_id)
+        await events.start()
         session_manager = SessionManager(settings, store, events, cli_path=cli_path,
                                          cli_env=cli_env, cli_binary=cli_binary,
                                          agent_factory=agent_factory)
@@ -117,6 +119,7 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
         finally:
             await run_service.close()
             await session_manager.close()
+            await events.close()
             await store.close()
             logger.info("gateway stopped")
 

@@ -3,20 +3,28 @@
 A subscriber has a bounded queue. When it falls behind, it is dropped (its stream
 ends) instead of blocking the session or losing events: the client reconnects with
 ``Last-Event-ID`` and replays the gap from the store.
+
+With several nodes on one database, events another node appends reach this node's
+subscribers too: the store's notifications (PostgreSQL's LISTEN) say which session has
+new events, and the log reads them from the table by ``seq``; a poll every
+``poll_seconds`` catches whatever a lost notification would have said.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import defaultdict
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from claude_gateway.concurrency import KeyedLocks
 from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS
-from claude_gateway.storage.base import Store
+from claude_gateway.storage.base import Listener, Store
 from claude_gateway.storage.records import EventRecord, Fence, NewEvent, StateChange
+
+logger = logging.getLogger("claude_gateway.events")
 
 
 class Subscriber:
@@ -49,7 +57,7 @@ class EventLog:
     """Durable, ordered, replayable events per session."""
 
     def __init__(self, store: Store, *, subscriber_queue_size: int = 1000,
-                 page_size: int = 500) -> None:
+                 page_size: int = 500, node_id: str = "", poll_seconds: float = 2.0) -> None:
         self.store = store
         self.subscriber_queue_size = subscriber_queue_size
         self.page_size = page_size
@@ -57,6 +65,13 @@ class EventLog:
         # Publishing in sequence order needs appends of one session to be serialized; a
         # session's lock lives only while appends hold or wait for it.
         self._locks = KeyedLocks()
+        self.node_id = node_id
+        self.poll_seconds = poll_seconds
+        self._offered: dict[str, int] = {}
+        """Per session with subscribers: the highest ``seq`` offered to them."""
+        self._listener: Listener | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._poller: asyncio.Task[None] | None = None
         self.fence_of: Callable[[str], Fence | None] | None = None
         """This node's lease on a session, which its writes then carry (set by the
         session manager); a write whose lease was taken over raises FencedOut."""
@@ -71,12 +86,91 @@ class EventLog:
                 change.fence = fence
         async with self._locks.hold(session_id):
             records = await self.store.append_events(session_id, events, change)
-            for subscriber in list(self._subscribers.get(session_id, ())):
-                for record in records:
-                    subscriber.offer(record)
-                if subscriber.overflowed:
-                    self.unsubscribe(subscriber)
+            self._publish(session_id, records)
         return records
+
+    def _publish(self, session_id: str, records: Sequence[EventRecord]) -> None:
+        subscribers = self._subscribers.get(session_id)
+        if not subscribers or not records:
+            return
+        for subscriber in list(subscribers):
+            for record in records:
+                subscriber.offer(record)
+            if subscriber.overflowed:
+                self.unsubscribe(subscriber)
+        if session_id in self._subscribers:
+            self._offered[session_id] = max(self._offered.get(session_id, 0),
+                                            records[-1].seq)
+
+    # -- other nodes' events ---------------------------------------------------------
+    async def start(self) -> None:
+        """Follow other nodes' appends, where the store has other nodes (PostgreSQL)."""
+        self._listener = self.store.listen_events(self._remote, self._look_for_missed)
+        if self._listener is not None:
+            self._listener.start()
+            self._poller = asyncio.create_task(self._poll_forever(), name="event-poller")
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.wait({self._poller})
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _remote(self, node: str, session_id: str, first: int, last: int) -> None:
+        """Another node appended events ``first..last`` to a session."""
+        if node == self.node_id or session_id not in self._subscribers:
+            return
+        if last > self._offered.get(session_id, 0):
+            self._spawn(self._catch_up(session_id, first - 1))
+
+    def _look_for_missed(self) -> None:
+        self._spawn(self.poll_once())
+
+    async def _catch_up(self, session_id: str, after: int) -> None:
+        """Offer this node's subscribers the session's stored events they lack."""
+        try:
+            async with self._locks.hold(session_id):
+                if session_id not in self._subscribers:
+                    return
+                start = max(after, self._offered.get(session_id, after))
+                page = await self.store.list_events(session_id, after=start,
+                                                    limit=self.page_size)
+                self._publish(session_id, page)
+        except Exception:
+            logger.exception("could not read another node's events",
+                             extra={"session_id": session_id})
+
+    async def poll_once(self) -> None:
+        """For every session followed here, read what is new (a missed notification)."""
+        for session_id in list(self._subscribers):
+            record = await self.store.get_session(session_id)
+            if record is None:
+                continue
+            known = self._offered.get(session_id)
+            if known is None:
+                # Followed since the last poll: its stream replayed from the store and
+                # fills any gap itself once a later event arrives; offer the latest.
+                known = record.last_seq - 1
+            if record.last_seq > known:
+                await self._catch_up(session_id, known)
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            try:
+                await self.poll_once()
+            except Exception:
+                logger.exception("polling for other nodes' events failed")
 
     async def emit(self, session_id: str, type_: str, data: dict[str, Any] | None = None,
                    turn_id: str | None = None, change: StateChange | None = None
@@ -100,11 +194,13 @@ class EventLog:
             subscribers.discard(subscriber)
             if not subscribers:
                 self._subscribers.pop(subscriber.session_id, None)
+                self._offered.pop(subscriber.session_id, None)
 
     def close_session(self, session_id: str) -> None:
         """End every live stream of a session (it was deleted)."""
         for subscriber in list(self._subscribers.pop(session_id, ())):
             subscriber.close()
+        self._offered.pop(session_id, None)
 
     def subscriber_count(self, session_id: str | None = None) -> int:
         if session_id is not None:

@@ -43,6 +43,11 @@ class DuplicateRecord(StoreError):
     """A write would duplicate a unique value (an id, a turn's ``clientId``)."""
 
 
+class Listener(Protocol):
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
 class Store(Protocol):
     """Durable sessions, turns, event logs, messages, usage and CLI transcripts."""
 
@@ -170,6 +175,13 @@ class Store(Protocol):
                                          ) -> list[tuple[str, int, dict[str, Any]]]: ...
     async def transcript_summary_put(self, project_key: str, session_id: str, mtime: int,
                                      data: dict[str, Any]) -> None: ...
+
+    def listen_events(self, on_event: Callable[[str, str, int, int], None],
+                      on_gap: Callable[[], None]) -> Listener | None:
+        """Wake-ups ``(node, session_id, first_seq, last_seq)`` when another node appends
+        events; ``on_gap`` after a lost connection came back. None where only one node
+        writes (SQLite)."""
+        ...
 
     # nodes and session leases (see storage/sql/leases.py)
     async def claim_lease(self, session_id: str, node_id: str, ttl: float

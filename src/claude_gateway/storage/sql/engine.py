@@ -43,8 +43,11 @@ from sqlalchemy.exc import IntegrityError
 
 from claude_gateway.storage.base import DuplicateRecord, StoreError
 from claude_gateway.storage.migrations import upgrade_to_head
+from claude_gateway.storage.sql.listen import EventListener, OnEvent
 
 T = TypeVar("T")
+EVENTS_CHANNEL = "cgw_events"
+"""PostgreSQL's NOTIFY channel for new events: ``"<node> <session> <first> <last>"``."""
 USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
                  "cache_creation_input_tokens")
 
@@ -56,7 +59,10 @@ def now() -> datetime:
 class SqlEngine:
     """The engine, its threads, and a transaction per call on them."""
 
-    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 5) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 5,
+                 node_id: str = "") -> None:
+        self.node_id = node_id
+        """The node this store serves (named in its event notifications)."""
         parsed = make_url(url)
         backend = parsed.get_backend_name()
         if backend == "sqlite":
@@ -76,6 +82,15 @@ class SqlEngine:
         self._engine: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
+
+    def listen_events(self, on_event: OnEvent, on_gap: Callable[[], None]
+                      ) -> EventListener | None:
+        """Wake-ups when other nodes append events (PostgreSQL); None on SQLite, where
+        this node is the only writer."""
+        if self._is_sqlite:
+            return None
+        return EventListener(self.url, EVENTS_CHANNEL, node_id=self.node_id,
+                             on_event=on_event, on_gap=on_gap)
 
     @property
     def dialect(self) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 
@@ -22,7 +23,7 @@ from claude_gateway.storage.records import (
     StateChange,
     Usage,
 )
-from claude_gateway.storage.sql.engine import USAGE_COLUMNS, SqlEngine, now
+from claude_gateway.storage.sql.engine import EVENTS_CHANNEL, USAGE_COLUMNS, SqlEngine, now
 from claude_gateway.storage.sql.leases import fenced, raise_missing_or_fenced
 from claude_gateway.storage.sql.permissions import insert_permission
 from claude_gateway.storage.sql.turns import insert_turn
@@ -89,6 +90,11 @@ class EventRows(SqlEngine):
                     session_id=session_id, turn_id=change.turn_id, owner=owner,
                     model=change.usage_model, cost_usd=change.usage.total_cost_usd,
                     created_at=ts, **{c: getattr(change.usage, c) for c in USAGE_COLUMNS}))
+            if records and conn.dialect.name == "postgresql":
+                # Delivered at commit: other nodes' live streams of the session wake up.
+                conn.execute(text("SELECT pg_notify(:channel, :payload)"), {
+                    "channel": EVENTS_CHANNEL,
+                    "payload": f"{self.node_id} {session_id} {first} {last}"})
             return records
 
         return await self._write(work)
