@@ -132,6 +132,8 @@ class LeaseRecord:
     node_id: str
     generation: int
     expires_at: datetime
+    taken_from: str | None = None
+    """On a claim: the other node whose (run out) lease this one replaced."""
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,10 @@ class LeaseKeeper:
             logger.warning("could not remove this node's row and leases; they expire "
                            "within one lease TTL", exc_info=True)
 
-    async def claim(self, live: LiveSession) -> bool:
-        """Hold the session's lease (kept if held already); False, with the reason in
-        ``live.spawn_error``, while another live node holds it."""
+    async def claim(self, live: LiveSession) -> bool | str:
+        """Hold the session's lease (kept if held already): True, or the id of the node
+        it was taken over from; False, with the reason in ``live.spawn_error``, while
+        another live node holds it."""
         lease = await self.store.claim_lease(live.id, self.node_id, self.ttl)
         if lease is None:
             holder = await self.store.lease(live.id)
@@ -65,7 +66,7 @@ class LeaseKeeper:
                                 "node": node}
             return False
         live.fence = Fence(self.node_id, lease.generation)
-        return True
+        return lease.taken_from or True
 
     async def release(self, live: LiveSession) -> None:
         """Give the lease up (the session's process stopped)."""

@@ -143,11 +143,11 @@ class ProcessSupervisor:
             record = await self.store.get_session(live.id)
             if record is None or live.closed or record.status in CLOSED_STATUSES:
                 return None
-            held = live.fence is not None
-            if not await self.leases.claim(live):
+            claimed = await self.leases.claim(live)
+            if not claimed:
                 return None  # another node runs it (live.spawn_error says which)
-            if not held:
-                await self._fail_orphans(live)
+            if isinstance(claimed, str):
+                await self._fail_orphans(live)  # taken over from a node that is gone
             if prestart:
                 if not self.pool.try_reserve(live.id):
                     await self.store.update_session(live.id, fence=live.fence,
@@ -194,8 +194,11 @@ class ProcessSupervisor:
     async def _fail_orphans(self, live: LiveSession) -> None:
         """Turns a node that lost the session left queued or running (it died, or was
         cut off) fail with NODE_LOST, written under this node's new lease."""
+        left = await self.store.list_turns(live.id, ["queued", "running"])
+        # Known after the read: a prompt queued here meanwhile is in the queue before its
+        # turn is in the store.
         known = {p.id for p in live.queued} | ({live.current.id} if live.current else set())
-        for turn in await self.store.list_turns(live.id, ["queued", "running"]):
+        for turn in left:
             if turn.id not in known:
                 await self.events.emit(live.id, EventType.TURN_FAILED, failure(
                     ErrorCode.NODE_LOST, "The gateway node running this turn was lost."),

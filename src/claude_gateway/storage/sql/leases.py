@@ -1,6 +1,7 @@
 """Nodes and session leases: which node runs each live session's CLI.
 
-A lease row exists while a node has (or is starting) a session's process. Its expiry
+A lease is held while a node has (or is starting) a session's process; giving it up
+expires it at once (the row stays, so generations only grow). Its expiry
 comes from the database's clock (PostgreSQL's ``now()``; one node's clock on SQLite,
 where there is only one node), so nodes need not agree on the time. Every takeover
 raises the generation; the owner's writes for the session are conditional on it
@@ -24,7 +25,10 @@ Q = TypeVar("Q", bound=Update)
 
 
 def fenced(query: Q, fence: Fence | None) -> Q:
-    """``query`` (an UPDATE of the sessions table) only if ``fence`` still holds."""
+    """``query`` (an UPDATE of the sessions table) only if ``fence`` still holds: its
+    node is the lease's holder at that generation, expired or not (a lease given up is
+    an expired one, so the writes in flight when it was given up still land, unless
+    another node has claimed the session since)."""
     if fence is None:
         return query
     leases = schema.session_leases
@@ -79,11 +83,12 @@ class LeaseRows(SqlEngine):
             current = lease_from_row(row)
             if current.node_id != node_id and current.expires_at > moment:
                 return None
-            generation = (current.generation if current.node_id == node_id
-                          else current.generation + 1)
+            takeover = current.node_id != node_id
+            generation = current.generation + 1 if takeover else current.generation
             conn.execute(update(table).where(table.c.session_id == session_id).values(
                 node_id=node_id, generation=generation, expires_at=expires))
-            return LeaseRecord(session_id, node_id, generation, expires)
+            return LeaseRecord(session_id, node_id, generation, expires,
+                               taken_from=current.node_id if takeover else None)
 
         try:
             return await self._write(work)
@@ -112,15 +117,22 @@ class LeaseRows(SqlEngine):
     async def release_lease(self, fence: Fence, session_id: str) -> None:
         """Give a session's lease up (its process stopped): any node may claim it at once."""
         table = schema.session_leases
-        await self._write(lambda conn: conn.execute(delete(table).where(
-            table.c.session_id == session_id, table.c.node_id == fence.node_id,
-            table.c.generation == fence.generation)))
+
+        def work(conn: Connection) -> None:
+            conn.execute(update(table).where(
+                table.c.session_id == session_id, table.c.node_id == fence.node_id,
+                table.c.generation == fence.generation).values(
+                    expires_at=db_now(conn) - timedelta(seconds=1)))
+
+        await self._write(work)
 
     async def lease(self, session_id: str) -> LeaseRecord | None:
+        """The session's lease while a node holds it (None: free)."""
         table = schema.session_leases
 
         def work(conn: Connection) -> LeaseRecord | None:
-            row = conn.execute(select(table).where(table.c.session_id == session_id)).first()
+            row = conn.execute(select(table).where(table.c.session_id == session_id,
+                                                   table.c.expires_at > db_now(conn))).first()
             return lease_from_row(row) if row is not None else None
 
         return await self._read(work)
@@ -145,8 +157,10 @@ class LeaseRows(SqlEngine):
         nodes, leases = schema.nodes, schema.session_leases
 
         def work(conn: Connection) -> list[tuple[NodeRecord, int]]:
-            since = db_now(conn) - timedelta(seconds=ttl)
-            held = (select(func.count()).where(leases.c.node_id == nodes.c.id)
+            moment = db_now(conn)
+            since = moment - timedelta(seconds=ttl)
+            held = (select(func.count()).where(leases.c.node_id == nodes.c.id,
+                                               leases.c.expires_at > moment)
                     .scalar_subquery())
             rows = conn.execute(select(nodes, held.label("leases"))
                                 .where(nodes.c.last_seen_at > since)
