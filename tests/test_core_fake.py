@@ -16,7 +16,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from claude_gateway.errors import InterruptFailed, LiveChangeRefused
+from claude_gateway.errors import InterruptFailed, LiveChangeRefused, Unavailable
 from claude_gateway.events.log import EventLog
 from claude_gateway.services.runs import RunRequest, RunService
 from claude_gateway.services.sessions import SessionCreate, SessionManager
@@ -293,3 +293,32 @@ async def test_one_session_the_reaper_cannot_expire_does_not_spare_the_others(
     core.manager.reaper.expire = real
     await core.manager.reap()  # the next pass gets it
     assert (await core.manager.get(doomed[1].id)).status == "expired"
+
+
+async def test_a_polite_stop_lets_running_turns_finish_and_takes_no_new_ones(
+    core_factory: Any,
+) -> None:
+    core: Core = await core_factory(drain_timeout_seconds=30)
+    record = await core.manager.create(SessionCreate())
+    running = await core.manager.send_message(record.id, None, "@hold\n@reply finished")
+    queued = await core.manager.send_message(record.id, None, "@reply after it")
+    await wait_until(lambda: bool(core.agents.live() and core.agents.live()[0].prompts))
+    async with anyio.create_task_group() as group:
+        group.start_soon(core.manager.close)
+        await wait_until(lambda: core.manager._draining)
+        with pytest.raises(Unavailable):
+            await core.manager.send_message(record.id, None, "@reply too late")
+        core.agents.live()[0].release()
+    assert (await running.done).result == "finished"
+    assert (await queued.done).result == "after it"
+    assert core.agents.live() == []
+
+
+async def test_a_turn_longer_than_the_drain_is_stopped(core_factory: Any) -> None:
+    core: Core = await core_factory(drain_timeout_seconds=0.2)
+    record = await core.manager.create(SessionCreate())
+    stuck = await core.manager.send_message(record.id, None, "@hold\n@reply never")
+    await wait_until(lambda: bool(core.agents.live() and core.agents.live()[0].prompts))
+    await core.manager.close()
+    outcome = await stuck.done
+    assert outcome.error is not None and outcome.error["code"] == "GATEWAY_SHUTDOWN"

@@ -41,6 +41,7 @@ GatewayError                      INTERNAL_ERROR unless a subclass says otherwis
     │   └── ConversationNotStarted  409 CONVERSATION_NOT_STARTED
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
     ├── InterruptFailed           502 INTERRUPT_FAILED
+    ├── Unavailable               503 UNAVAILABLE
     └── TooManyRequests           429 RATE_LIMITED
         ├── MaxSessionsReached    429 MAX_SESSIONS_REACHED
         └── TooManyTurns          429 TOO_MANY_TURNS
@@ -197,7 +198,8 @@ ERROR_CODES: dict[ErrorCode, CodeInfo] = {
     E.HTTP_ERROR: CodeInfo(None, "Any other HTTP error (its status says which)."),
     E.INTERNAL_ERROR: CodeInfo(500, "A bug: the gateway logged it with the request id.",
                                turn=True),
-    E.UNAVAILABLE: CodeInfo(503, "The gateway is starting or stopping."),
+    E.UNAVAILABLE: CodeInfo(503, "The gateway is starting or stopping (draining: it takes "
+                            "no new prompts while its running turns finish)."),
     E.PROCESS_START_FAILED: CodeInfo(None, "The CLI could not start (`stderr` says why).",
                                      turn=True),
     E.PROCESS_EXITED: CodeInfo(None, "The CLI process died during the turn; it is "
@@ -469,6 +471,13 @@ class SessionOnAnotherNode(Conflict):
     def __init__(self, session_id: str, node: str) -> None:
         super().__init__(f"Session {session_id} runs on gateway node {node}",
                          details={"sessionId": session_id, "node": node})
+
+
+class Unavailable(ApiError):
+    """The gateway is stopping (draining) and takes no new work."""
+
+    code = ErrorCode.UNAVAILABLE
+    status = 503
 
 _undescribed = set(ErrorCode) - set(ERROR_CODES)
 if _undescribed:

@@ -158,6 +158,11 @@ class Settings(BaseSettings):
         "unless renewed (every third of it): after a node dies, another takes its sessions "
         "over within this time.",
     )
+    drain_timeout_seconds: float = Field(
+        30, ge=0, le=24 * 3600, description="On a polite stop (SIGTERM) the gateway takes "
+        "no new prompts (503 UNAVAILABLE) and lets running and queued turns finish for up "
+        "to this long before it stops their CLIs (GATEWAY_SHUTDOWN).",
+    )
     max_processes: int = Field(
         8, ge=1, description="Live CLI processes at once (each takes about 250 MB). At the "
         "cap the least recently used idle process is stopped; its session resumes later.",

@@ -19,6 +19,8 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "data_dir": tmp_path / "data",
         "workspace_root": tmp_path / "workspaces",
         "cli_max_retries": 1,
+        # A test that leaves a turn running stops at once; a drain test asks for one.
+        "drain_timeout_seconds": 0,
         "log_format": "text",
         # Starlette's TestClient calls itself "testserver".
         "allowed_hosts": ["127.0.0.1", "localhost", "testserver"],

@@ -24,6 +24,7 @@ def start_gateway_process(directory: Path, upstream_url: str, port: int, *,
         "CLAUDE_GATEWAY_CLI_MAX_RETRIES": "1",
         "CLAUDE_GATEWAY_LOG_LEVEL": "WARNING",
         "CLAUDE_GATEWAY_SPARE_PROCESSES": "0",
+        "CLAUDE_GATEWAY_DRAIN_TIMEOUT_SECONDS": "0",
         **{f"CLAUDE_GATEWAY_{name.upper()}": value for name, value in settings.items()},
     })
     return subprocess.Popen(

@@ -7,6 +7,7 @@ the prompt (like the scripted mock model, a step at a time):
 ``@reply TEXT``         stream TEXT, then an assistant message and a successful result
 ``@ask TOOL {json}``    ask the session's ``can_use_tool`` callback, then go on
 ``@hang``               wait until interrupted (the result is ``aborted_streaming``)
+``@hold``               wait until the test calls ``release()``, then go on
 ``@crash [CODE]``       die mid-turn (exit code CODE, -9 by default)
 ``@fail TEXT``          end the turn with an error result (``is_error``)
 ``@cost USD``           report this cost for the turn
@@ -77,6 +78,7 @@ class FakeAgentProcess:
         self.permission_mode = str(options.permission_mode or "default")
         self.prompts: list[str] = []
         self.started = False
+        self._released = asyncio.Event()
         self.refuse_controls = False
         """Answer interrupts and live changes as a CLI that does not take them would."""
         self._pid = next(_pids)
@@ -146,6 +148,10 @@ class FakeAgentProcess:
             await asyncio.gather(self._runner, return_exceptions=True)
         await self._end(ProcessExit(expected=True, reason="stopped"))
 
+    def release(self) -> None:
+        """Let a turn waiting at ``@hold`` go on."""
+        self._released.set()
+
     def crash(self, code: int = -9) -> None:
         """Die now, as a CLI killed from outside would."""
         if self._runner is not None:
@@ -189,6 +195,8 @@ class FakeAgentProcess:
                 self.stderr_tail.append(f"fake crash {code}")
                 return ProcessExit(expected=False, reason=f"ProcessError: exit code {code}",
                                    exit_code=code, stderr=self.stderr_tail.text())
+            elif name == "@hold":
+                await self._released.wait()
             elif name == "@hang":
                 await self._interrupted.wait()
                 self._result(None, cost=0.0, terminal="aborted_streaming", error=False)

@@ -1,8 +1,10 @@
 """Durable sessions, each with at most one warm CLI process.
 
 ========================  ==========================================================
-``manager``               ``SessionManager``: the facade (create, read, change, close,
-                          accept prompts)
+``manager``               ``SessionManager``: the facade (create, change, close, accept
+                          prompts, stop politely)
+``reads``                 its read side: sessions, messages, events, turns, activity
+``leases``                this node's leases on the sessions whose CLI it runs
 ``options``               ``SessionCreate``: what a client asks of a new session
 ``admission``             caps, a key's turn cap and budget, the permission-mode policy
 ``runner``                each live session's FIFO of turns and how a turn runs

@@ -53,6 +53,13 @@ class LeaseKeeper:
             logger.warning("could not remove this node's row and leases; they expire "
                            "within one lease TTL", exc_info=True)
 
+    async def draining(self) -> None:
+        """Tell the other nodes this one is stopping (best effort)."""
+        try:
+            await self.store.touch_node(self.node_id, draining=True)
+        except Exception:
+            logger.warning("could not mark this node as draining", exc_info=True)
+
     async def claim(self, live: LiveSession) -> bool | str:
         """Hold the session's lease (kept if held already): True, or the id of the node
         it was taken over from; False, with the reason in ``live.spawn_error``, while

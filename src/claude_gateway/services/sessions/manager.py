@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,8 @@ from claude_gateway.concurrency import KeyedLocks
 from claude_gateway.errors import (
     ErrorCode,
     SessionEnded,
-    SessionNotFound,
     SessionOnAnotherNode,
+    Unavailable,
 )
 from claude_gateway.events.envelope import EventType
 from claude_gateway.events.log import EventLog
@@ -45,18 +44,16 @@ from claude_gateway.runtime.sdk_agent import sdk_agent_factory
 from claude_gateway.services.auth import ANONYMOUS, Principal
 from claude_gateway.services.permissions import PermissionBroker
 from claude_gateway.services.prompts import prompt_blocks
-from claude_gateway.services.sessions.activity import Activity, describe_activity
 from claude_gateway.services.sessions.admission import Admission
 from claude_gateway.services.sessions.creation import SessionRecords
-from claude_gateway.services.sessions.cursor import decode_cursor, encode_cursor
 from claude_gateway.services.sessions.options import SessionCreate, SessionOptions
+from claude_gateway.services.sessions.reads import SessionReads
 from claude_gateway.services.sessions.reaper import Reaper
 from claude_gateway.services.sessions.recovery import Orphans, recover_after_restart
 from claude_gateway.services.sessions.runner import TurnRunner
 from claude_gateway.services.sessions.state import (
     CLOSED_STATUSES,
     DuplicateClientId,
-    LiveSession,
     LiveSessions,
     PendingTurn,
     SessionStatus,
@@ -72,10 +69,7 @@ from claude_gateway.services.workspaces import (
 from claude_gateway.settings import Settings
 from claude_gateway.storage.base import Store
 from claude_gateway.storage.records import (
-    EventRecord,
-    MessageRecord,
     SessionRecord,
-    TurnRecord,
 )
 from claude_gateway.storage.transcripts import TranscriptStore
 from claude_gateway.wire import session_to_api
@@ -86,7 +80,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-class SessionManager:
+class SessionManager(SessionReads):
     """Creates sessions, runs their turns, and keeps their processes within bounds."""
 
     def __init__(self, settings: Settings, store: Store, events: EventLog, *,
@@ -115,6 +109,7 @@ class SessionManager:
                              expire=lambda record: self._close(record, SessionStatus.EXPIRED,
                                                                "expired"))
         self._naming = KeyedLocks()
+        self._draining = False
         events.fence_of = self._live.fence_of
         """One creator at a time per (owner, X-Session-Id) name."""
 
@@ -131,101 +126,28 @@ class SessionManager:
         await self.supervisor.start()
 
     async def close(self) -> None:
-        """Stop every process and worker (no orphans)."""
+        """Stop politely: take no new prompts, let the running and queued turns finish
+        for up to ``drain_timeout_seconds``, then stop every process and worker (no
+        orphans) and give this node's leases up."""
+        self._draining = True
+        await self.supervisor.leases.draining()
+        await self.runner.drain(self.settings.drain_timeout_seconds)
         await self.reaper.stop()
         await self.supervisor.close()
         lives = self._live.all()
         for live in lives:
             live.closed = True
             live.queue.put_nowait(None)
+            if live.current is not None:
+                live.current.interrupt_requested = True  # it ends as GATEWAY_SHUTDOWN
         await asyncio.gather(*(self.supervisor.stop_process(live, "gateway_shutdown")
                                for live in lives), return_exceptions=True)
-        workers = [live.worker for live in self._live.all() if live.worker]
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await self.runner.stop_workers(lives)
         await self.supervisor.stop_all()
 
     async def reap(self) -> None:
         """Run the reaper now (it also runs every ``reaper_interval_seconds``)."""
         await self.reaper.reap()
-
-    # -- reading -------------------------------------------------------------------
-    async def get(self, session_id: str, owner: str | None = None) -> SessionRecord:
-        record = await self.store.get_session(session_id)
-        if record is None or (owner is not None and record.owner != owner):
-            raise SessionNotFound(session_id)
-        return record
-
-    def live(self, session_id: str) -> LiveSession | None:
-        return self._live.get(session_id)
-
-    def live_sessions(self) -> dict[str, LiveSession]:
-        """Sessions with in-memory state (a process, a queue or a running turn)."""
-        return self._live.snapshot()
-
-    def to_api(self, record: SessionRecord) -> dict[str, Any]:
-        live = self._live.get(record.id)
-        return session_to_api(record, queue_depth=len(live.queued) if live else 0,
-                              waiting=self.permissions.waiting(record.id))
-
-    def footprint(self) -> dict[str, int]:
-        """Sizes of the in-memory state it holds (for leak checks): each drops back to
-        its baseline once nothing runs."""
-        return {
-            "live sessions": len(self._live),
-            "naming locks": len(self._naming),
-            "stopping": self.supervisor.stopping_count(),
-            "waiting permissions": self.permissions.waiting_count(),
-            "workspace locks": len(self.locks.busy()),
-            "processes": len(self.supervisor.pool.live),
-        }
-
-    async def list_sessions(self, *, owner: str | None, status: str | None, limit: int,
-                            cursor: str | None) -> tuple[list[SessionRecord], str | None]:
-        after = decode_cursor(cursor) if cursor else None
-        page = await self.store.list_sessions(owner=owner, status=status, limit=limit + 1,
-                                              after=after)
-        next_cursor = None
-        if len(page) > limit:
-            page = page[:limit]
-            next_cursor = encode_cursor(page[-1].created_at, page[-1].id)
-        return page, next_cursor
-
-    async def messages(self, session_id: str, owner: str | None, *, limit: int,
-                       offset: int) -> tuple[list[MessageRecord], int]:
-        """A page of the session's messages and how many there are."""
-        await self.get(session_id, owner)
-        return await self.store.list_messages(session_id, limit=limit, offset=offset)
-
-    async def events_page(self, session_id: str, *, after: int, limit: int
-                          ) -> list[EventRecord]:
-        return await self.store.list_events(session_id, after=after, limit=limit)
-
-    def event_stream(self, session_id: str, after: int) -> AsyncIterator[EventRecord]:
-        """The session's events after ``after``, then live ones (see EventLog.stream)."""
-        return self.events.stream(session_id, after)
-
-    async def turn(self, session_id: str, turn_id: str) -> TurnRecord:
-        turn = await self.store.get_turn(turn_id)
-        if turn is None or turn.session_id != session_id:
-            raise SessionNotFound(session_id)
-        return turn
-
-    def waiting(self, session_id: str, turn_id: str | None = None) -> list[dict[str, Any]]:
-        """Permission requests the session's agent waits on now (of one turn, if given)."""
-        return self.permissions.waiting(session_id, turn_id)
-
-    async def conversation(self, claude_session_id: str, principal: Principal
-                           ) -> SessionRecord:
-        """The latest session on a Claude conversation the caller owns (admins: any)."""
-        return await self.records.conversation(claude_session_id, principal)
-
-    async def activity(self, principal: Principal) -> Activity:
-        """What runs now, confined to what ``principal`` may see."""
-        return await describe_activity(principal, live=self._live, supervisor=self.supervisor,
-                                       locks=self.locks, permissions=self.permissions,
-                                       store=self.store, events=self.events)
 
     # -- create / patch / delete -----------------------------------------------------
     async def create(self, request: SessionCreate, principal: Principal = ANONYMOUS
@@ -345,6 +267,9 @@ class SessionManager:
     async def send_message(self, session_id: str, owner: str | None,
                            prompt: str | list[Any], *,
                            client_id: str | None = None) -> PendingTurn:
+        if self._draining:
+            raise Unavailable("The gateway is stopping: send the prompt again in a moment "
+                              "(another node, or this one restarted, will take it)")
         live = self._live.get(session_id)
         if live is None or not live.owner_known or (owner is not None and live.owner != owner):
             record = await self.get(session_id, owner)
@@ -393,8 +318,3 @@ class SessionManager:
             await self.runner.clear_queue(live, TurnStatus.INTERRUPTED,
                                           {"reason": "queue_cleared"})
         return await self.runner.interrupt(live)
-
-    def turn_events(self, session_id: str, turn_id: str, after: int
-                    ) -> AsyncGenerator[EventRecord, None]:
-        """The events of one turn, from ``after`` until it completes, fails or is interrupted."""
-        return self.events.stream_turn(session_id, turn_id, after)

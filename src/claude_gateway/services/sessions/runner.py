@@ -48,6 +48,7 @@ from claude_gateway.services.sessions.state import (
     TurnOutcome,
     TurnStatus,
     failure,
+    start_failure,
 )
 from claude_gateway.services.sessions.supervisor import ProcessSupervisor
 from claude_gateway.services.workspace_locks import WorkspaceLocks
@@ -57,26 +58,12 @@ from claude_gateway.storage.records import NewEvent, StateChange, TurnRecord
 logger = logging.getLogger("claude_gateway.sessions")
 
 SESSION_ENDED = failure(ErrorCode.SESSION_ENDED, "The session has ended.")
+SHUTDOWN_RECORD_SECONDS = 5.0
+"""At shutdown, how long the turns whose CLIs were stopped may take to record it."""
 
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def start_failure(error: dict[str, Any]) -> dict[str, Any]:
-    """A turn's failure when its CLI could not start: the CLI refusing the structured-
-    output schema is the client's mistake (INVALID_JSON_SCHEMA), anything else the
-    gateway's."""
-    if error.get("code") == ErrorCode.SESSION_ON_ANOTHER_NODE:
-        return failure(ErrorCode.SESSION_ON_ANOTHER_NODE, str(error.get("detail")),
-                       node=error.get("node"))
-    stderr = str(error.get("stderr", ""))
-    for line in stderr.splitlines():
-        if "is not a valid JSON Schema" in line:
-            return failure(ErrorCode.INVALID_JSON_SCHEMA, line.removeprefix("Error: "),
-                           **error)
-    return failure(ErrorCode.PROCESS_START_FAILED, "The Claude Code CLI could not be started.",
-                   **error)
 
 
 @dataclass
@@ -355,6 +342,30 @@ class TurnRunner:
         await self.events.emit(session_id, f"turn.{status}", data, turn_id, change)
         if not isinstance(pending, str) and not pending.done.done():
             pending.done.set_result(TurnOutcome(turn_id, status, data))
+
+    async def drain(self, within: float) -> None:
+        """Wait (up to ``within`` seconds) for every running and queued turn to end."""
+        busy = [live.worker for live in self.live.all()
+                if live.worker is not None and not live.worker.done()]
+        if busy:
+            await asyncio.wait(busy, timeout=within)
+
+    async def stop_workers(self, lives: list[LiveSession]) -> None:
+        """At shutdown, once the CLIs are stopped: let each turn record how it ended,
+        then stop the workers; whoever still waits is told, even if nothing could be
+        written."""
+        workers = [live.worker for live in lives if live.worker and not live.worker.done()]
+        if workers:
+            await asyncio.wait(workers, timeout=SHUTDOWN_RECORD_SECONDS)
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        stopped = failure(ErrorCode.GATEWAY_SHUTDOWN, "The gateway stopped during this turn.")
+        for live in lives:
+            for pending in [*live.queued, *([live.current] if live.current else [])]:
+                if not pending.done.done():
+                    pending.done.set_result(TurnOutcome(pending.id, TurnStatus.FAILED,
+                                                        stopped))
 
     async def clear_queue(self, live: LiveSession, status: TurnStatus,
                           data: dict[str, Any]) -> None:

@@ -103,6 +103,22 @@ def failure(code: ErrorCode, message: str, **details: Any) -> dict[str, Any]:
     return {"error": {"code": code.value, "message": message, **details}}
 
 
+def start_failure(error: dict[str, Any]) -> dict[str, Any]:
+    """A turn's failure when its CLI could not start: the CLI refusing the structured-
+    output schema is the client's mistake (INVALID_JSON_SCHEMA), anything else the
+    gateway's."""
+    if error.get("code") == ErrorCode.SESSION_ON_ANOTHER_NODE:
+        return failure(ErrorCode.SESSION_ON_ANOTHER_NODE, str(error.get("detail")),
+                       node=error.get("node"))
+    stderr = str(error.get("stderr", ""))
+    for line in stderr.splitlines():
+        if "is not a valid JSON Schema" in line:
+            return failure(ErrorCode.INVALID_JSON_SCHEMA, line.removeprefix("Error: "),
+                           **error)
+    return failure(ErrorCode.PROCESS_START_FAILED, "The Claude Code CLI could not be started.",
+                   **error)
+
+
 class DuplicateClientId(Exception):
     """A prompt with this ``clientId`` was accepted before: its turn id is ``turn_id``."""
 
