@@ -129,3 +129,24 @@ async def test_a_stopped_process_releases_its_session_to_any_node(nodes: list[No
 def worker_done(node: Node, session_id: str) -> bool:
     live = node.manager.live(session_id)
     return live is None or live.worker is None or live.worker.done()
+
+
+async def test_a_permission_answer_for_a_request_waiting_on_another_node_says_where(
+    nodes: list[Node],
+) -> None:
+    a, b = nodes
+    record = await a.manager.create(SessionCreate())
+    turn = await a.manager.send_message(
+        record.id, None, '@ask Write {"file_path": "x.txt"}\n@reply asked')
+    async def visible_from_b() -> bool:  # written to the database, not only asked on A
+        return bool(await b.store.list_permissions(session_id=record.id,
+                                                   statuses=["pending"]))
+
+    await wait_until(visible_from_b)
+    (asked,) = a.manager.permissions.waiting(record.id)
+    with pytest.raises(SessionOnAnotherNode) as elsewhere:
+        await b.manager.permissions.answer(record.id, asked["requestId"], decision="allow")
+    assert elsewhere.value.details["node"] == "node-a"
+    await a.manager.permissions.answer(record.id, asked["requestId"], decision="allow")
+    with anyio.fail_after(10):
+        assert (await turn.done).result == "asked"

@@ -19,7 +19,12 @@ from typing import Any
 from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny, ToolPermissionContext
 from claude_agent_sdk.types import CanUseTool, PermissionResult, PermissionUpdate
 
-from claude_gateway.errors import InvalidRequest, PermissionAlreadyResolved, PermissionNotFound
+from claude_gateway.errors import (
+    InvalidRequest,
+    PermissionAlreadyResolved,
+    PermissionNotFound,
+    SessionOnAnotherNode,
+)
 from claude_gateway.events.envelope import EventType
 from claude_gateway.events.log import EventLog
 from claude_gateway.runtime.agent import ProcessBinding
@@ -219,6 +224,9 @@ class PermissionBroker:
             record = await self.store.get_permission(request_id)
             if record is None or record.session_id != session_id:
                 raise PermissionNotFound(request_id)
+            lease = await self.store.lease(session_id)
+            if record.status == "pending" and lease is not None:
+                raise SessionOnAnotherNode(session_id, lease.node_id)  # it waits there
             raise PermissionAlreadyResolved(request_id, record.status)
         if waiting.resolved:
             raise PermissionAlreadyResolved(request_id, waiting.record.status
