@@ -281,8 +281,9 @@ class SessionManager(SessionReads):
             live.share_workspace = SessionOptions.from_json(record.options).share_workspace
         if live.closed:
             raise SessionEnded.of(session_id, live.closed_status)
-        if live.fence is None and (node := await self.supervisor.leases.owner_elsewhere(
-                session_id)) is not None:
+        # One node per SQLite database: only on PostgreSQL can another node hold it.
+        if not self.settings.single_node and live.fence is None and (
+                node := await self.supervisor.leases.owner_elsewhere(session_id)) is not None:
             raise SessionOnAnotherNode(session_id, node)
         await self.admission.check_turn(live.owner, self._live.turns_of(live.owner))
         # Everything that can refuse the prompt comes before the workspace lock, so a

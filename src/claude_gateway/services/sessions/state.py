@@ -69,10 +69,6 @@ class TurnOutcome:
         return cls(turn.id, TurnStatus(turn.status), dict(turn.outcome or {}))
 
     @property
-    def event_type(self) -> str:
-        return f"turn.{self.status}"
-
-    @property
     def failed(self) -> bool:
         return self.status is TurnStatus.FAILED
 

@@ -93,10 +93,6 @@ class SqlEngine:
                              on_event=on_event, on_gap=on_gap)
 
     @property
-    def dialect(self) -> str:
-        return "sqlite" if self._is_sqlite else "postgresql"
-
-    @property
     def engine(self) -> Engine:
         if self._engine is None:
             raise RuntimeError("store not started")
