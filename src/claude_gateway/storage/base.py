@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from claude_gateway.storage.records import (
     ApiKeyRecord,
+    CommandRecord,
     EventRecord,
     Fence,
     LeaseRecord,
@@ -18,6 +19,7 @@ from claude_gateway.storage.records import (
     NewEvent,
     NodeRecord,
     PermissionRecord,
+    SessionCaps,
     SessionRecord,
     StateChange,
     TurnRecord,
@@ -39,6 +41,15 @@ class FencedOut(StoreError):
     again."""
 
 
+class CapReached(StoreError):
+    """A new session would pass a session cap (``which``: ``total`` or ``per_owner``)."""
+
+    def __init__(self, which: str, limit: int) -> None:
+        super().__init__(f"session cap {which} = {limit} reached")
+        self.which = which
+        self.limit = limit
+
+
 class DuplicateRecord(StoreError):
     """A write would duplicate a unique value (an id, a turn's ``clientId``)."""
 
@@ -57,7 +68,10 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     # sessions
-    async def create_session(self, session: SessionRecord) -> None: ...
+    async def create_session(self, session: SessionRecord,
+                             caps: SessionCaps | None = None) -> None:
+        """Store a new session; with ``caps`` (a session of kind ``session``), only if it
+        passes them, counted in the store (CapReached), so they hold across nodes."""
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
     async def list_sessions(
         self, *, owner: str | None = None, status: str | None = None, limit: int = 50,
@@ -201,3 +215,36 @@ class Store(Protocol):
         """Nodes seen within ``ttl`` seconds, with how many leases each holds."""
         ...
     async def forget_node(self, node_id: str) -> None: ...
+
+    # the inbox between nodes, workspace holds (see storage/sql/cluster.py)
+    async def send_command(self, command: CommandRecord) -> int:
+        """Queue a command for ``command.target_node``; its id."""
+        ...
+    async def take_commands(self, node_id: str) -> list[CommandRecord]:
+        """This node's pending commands, oldest first, now ``taken``."""
+        ...
+    async def answer_command(self, command_id: int, answer: dict[str, Any]) -> None: ...
+    async def command(self, command_id: int) -> CommandRecord | None: ...
+    async def withdraw_command(self, command_id: int) -> bool:
+        """Take back a command nobody took yet; False if it was taken."""
+        ...
+    async def forget_commands(self, before: datetime) -> int:
+        """Drop commands created before ``before``; how many."""
+        ...
+    def listen_commands(self, node_id: str, on_wake: Callable[[str], None],
+                        on_gap: Callable[[], None]) -> Listener | None:
+        """Wake-ups for commands to ``node_id`` (``"c"``) and answers to its commands
+        (``"a <id>"``); None on SQLite (one node)."""
+        ...
+    async def hold_workspace(self, workspace_path: str, session_id: str, node_id: str,
+                             token: str, ttl: float) -> str | None:
+        """Hold a workspace for a session (kept if that session holds it; taken from a
+        node not seen for ``ttl`` seconds); None, or the session holding it."""
+        ...
+    async def release_workspace(self, workspace_path: str, token: str) -> None: ...
+    async def workspace_holds(self) -> dict[str, str]:
+        """Every held workspace and the session holding it."""
+        ...
+    async def count_busy_turns(self, owner: str) -> int:
+        """The owner's turns queued or running, on every node."""
+        ...

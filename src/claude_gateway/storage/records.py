@@ -187,3 +187,27 @@ class ApiKeyRecord:
     admin: bool = False
     rate_limit: str | None = None
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SessionCaps:
+    """The session caps a create must pass (0: none)."""
+
+    total: int
+    per_owner: int
+    statuses: tuple[str, ...] = ACTIVE_SESSION_STATUSES
+
+
+@dataclass
+class CommandRecord:
+    """A command sent to the node running a session, and its answer."""
+
+    session_id: str
+    target_node: str
+    from_node: str
+    kind: str
+    payload: dict[str, Any]
+    status: str = "pending"
+    id: int = 0
+    answer: dict[str, Any] | None = None
+    created_at: datetime | None = None

@@ -215,3 +215,35 @@ session_leases = Table(
 )
 """Which node runs a session's CLI: a row while a process is attached. ``generation``
 grows on every takeover; the owner's writes for the session are conditional on it."""
+
+node_commands = Table(
+    "node_commands",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("session_id", String(64), nullable=False),
+    Column("target_node", String(128), nullable=False),
+    Column("from_node", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("answer", JSON),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("answered_at", UTCDateTime),
+    Index("ix_node_commands_target", "target_node", "status"),
+)
+"""The inbox: commands a node sends to the node that runs a session (a prompt, an
+interrupt, a permission answer, a change, a deletion), and the answers it gets back.
+``status``: ``pending`` -> ``taken`` -> ``answered``, or ``withdrawn`` by its sender."""
+
+workspace_holds = Table(
+    "workspace_holds",
+    metadata,
+    Column("workspace_path", String(1024), primary_key=True),
+    Column("session_id", String(64), nullable=False),
+    Column("node_id", String(128), nullable=False),
+    Column("token", String(64), nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+)
+"""Which session has work in a workspace, cluster-wide (WORKSPACE_BUSY on every node).
+A hold whose node is gone may be taken."""

@@ -18,9 +18,18 @@ from datetime import UTC, datetime, timedelta
 
 from claude_agent_sdk.testing import run_session_store_conformance
 
-from claude_gateway.storage.base import DuplicateRecord, FencedOut, RecordNotFound, Store
+from claude_gateway.storage.base import (
+    CapReached,
+    DuplicateRecord,
+    FencedOut,
+    RecordNotFound,
+    Store,
+)
 from claude_gateway.storage.records import (
+    ACTIVE_SESSION_STATUSES,
+    CommandRecord,
     Fence,
+    SessionCaps,
     NewEvent,
     PermissionRecord,
     SessionRecord,
@@ -267,6 +276,79 @@ async def nodes_are_seen_until_they_go(store: Store) -> None:
     _equal(await store.live_nodes(-1), [], "nodes not seen within the time given")
 
 
+async def session_caps_are_counted_in_the_store(store: Store) -> None:
+    caps = SessionCaps(total=3, per_owner=2)
+    created = await asyncio.gather(*(
+        store.create_session(session(f"s{i}", owner=f"k{i % 2}"), caps) for i in range(6)),
+        return_exceptions=True)
+    refused = [r for r in created if isinstance(r, CapReached)]
+    _equal(len(refused), 3, "parallel creates refused over a total cap of 3")
+    run = session("run1", owner="k0")
+    run.kind = "run"
+    await store.create_session(run, caps)  # a run is not counted
+    counts = await store.count_sessions_by_owner(ACTIVE_SESSION_STATUSES)
+    _equal(sum(counts.values()), 3, "sessions that passed the cap")
+    owner = next(o for o, n in counts.items() if n == 2)
+    with _raises(CapReached):
+        await store.create_session(session("over", owner=owner),
+                                   SessionCaps(total=0, per_owner=2))
+    ended = next(s.id for s in await store.list_sessions(limit=10) if s.kind == "session")
+    await store.update_session(ended, status="ended")
+    await store.create_session(session("fits", owner="k9"), caps)  # an ended one is free
+
+
+async def commands_go_to_their_node_and_come_back_answered(store: Store) -> None:
+    await store.create_session(session("s1"))
+    first = await store.send_command(CommandRecord("s1", "node-a", "node-b", "prompt",
+                                                   {"n": 1}))
+    second = await store.send_command(CommandRecord("s1", "node-a", "node-b", "prompt",
+                                                    {"n": 2}))
+    other = await store.send_command(CommandRecord("s1", "node-c", "node-b", "interrupt", {}))
+    taken = await store.take_commands("node-a")
+    _equal([(c.id, c.payload["n"], c.status) for c in taken],
+           [(first, 1, "taken"), (second, 2, "taken")], "node-a's commands, in order")
+    _equal(await store.take_commands("node-a"), [], "commands are taken once")
+    await store.answer_command(first, {"turnId": "t1"})
+    answered = await store.command(first)
+    _equal((answered.status, answered.answer) if answered else None,
+           ("answered", {"turnId": "t1"}), "an answered command")
+    _equal(await store.withdraw_command(second), False, "withdrawing a taken command")
+    _equal(await store.withdraw_command(other), True, "withdrawing a pending one")
+    _equal(await store.take_commands("node-c"), [], "a withdrawn command is not taken")
+    _equal(await store.forget_commands(datetime.now(UTC) + timedelta(seconds=60)), 3,
+           "old commands forgotten")
+    _equal(await store.command(first), None, "a forgotten command")
+
+
+async def workspaces_are_held_by_one_session_on_every_node(store: Store) -> None:
+    await store.touch_node("node-a")
+    _equal(await store.hold_workspace("k/w", "s1", "node-a", "t1", 30), None, "a first hold")
+    _equal(await store.hold_workspace("k/w", "s1", "node-a", "t2", 30), None,
+           "its holder holds it again")
+    _equal(await store.hold_workspace("k/w", "s2", "node-b", "t3", 30), "s1",
+           "another session's hold while its node lives")
+    await store.release_workspace("k/w", "t1")  # a stale token: a no-op
+    _equal(await store.workspace_holds(), {"k/w": "s1"}, "holds after a stale release")
+    await store.release_workspace("k/w", "t2")
+    _equal(await store.workspace_holds(), {}, "holds after the release")
+    await store.hold_workspace("k/w", "s1", "node-a", "t4", 30)
+    _equal(await store.hold_workspace("k/w", "s2", "node-b", "t5", -1), None,
+           "a hold taken from a node not seen within the time given")
+    _equal(await store.workspace_holds(), {"k/w": "s2"}, "holds after the takeover")
+
+
+async def busy_turns_are_counted_per_owner(store: Store) -> None:
+    await store.create_session(session("s1", owner="k1"))
+    await store.create_session(session("s2", owner="k2"))
+    moment = datetime.now(UTC)
+    for i, (sid, status) in enumerate([("s1", "queued"), ("s1", "running"),
+                                       ("s1", "completed"), ("s2", "queued")]):
+        await store.create_turn(TurnRecord(id=f"t{i}", session_id=sid, status=status,
+                                           prompt="p", created_at=moment))
+    _equal(await store.count_busy_turns("k1"), 2, "k1's turns queued or running")
+    _equal(await store.count_busy_turns("k3"), 0, "a key without turns")
+
+
 async def transcripts_pass_the_sdk_suite(make_store: MakeStore) -> None:
     """The SDK's SessionStore contracts, each on a fresh store."""
     made: list[Store] = []
@@ -290,7 +372,9 @@ CONTRACTS: dict[str, Callable[[Store], Awaitable[None]]] = {
         purge_removes_everything, permissions_live_and_resolve_with_their_events,
         turns_are_found_by_client_id_and_it_is_unique, sessions_expired_by,
         leases_fence_the_writes_of_a_node_that_lost_its_session,
-        nodes_are_seen_until_they_go)
+        nodes_are_seen_until_they_go, session_caps_are_counted_in_the_store,
+        commands_go_to_their_node_and_come_back_answered,
+        workspaces_are_held_by_one_session_on_every_node, busy_turns_are_counted_per_owner)
 }
 """Every contract by name (``transcripts`` runs the SDK's suite besides)."""
 

@@ -8,10 +8,12 @@
 ``permissions``    permission requests
 ``keys``           API keys
 ``leases``         nodes, and the lease of each live session (fencing)
+``cluster``        the inbox of commands between nodes, workspace holds, work counts
 ``transcripts``    the CLI transcripts of the SDK's ``SessionStore``
 =================  =====================================================================
 """
 
+from claude_gateway.storage.sql.cluster import ClusterRows
 from claude_gateway.storage.sql.events import EventRows
 from claude_gateway.storage.sql.keys import ApiKeyRows
 from claude_gateway.storage.sql.leases import LeaseRows
@@ -22,7 +24,7 @@ from claude_gateway.storage.sql.turns import TurnRows
 
 
 class SqlStore(SessionRows, TurnRows, EventRows, PermissionRows, ApiKeyRows, TranscriptRows,
-               LeaseRows):
+               LeaseRows, ClusterRows):
     """One repository per aggregate, over one engine (see :mod:`.engine`)."""
 
 

@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 
 from claude_gateway.storage.base import DuplicateRecord, StoreError
 from claude_gateway.storage.migrations import upgrade_to_head
-from claude_gateway.storage.sql.listen import EventListener, OnEvent
+from claude_gateway.storage.sql.listen import EventListener, OnEvent, event_payloads
 
 T = TypeVar("T")
 EVENTS_CHANNEL = "cgw_events"
@@ -90,7 +90,7 @@ class SqlEngine:
         if self._is_sqlite:
             return None
         return EventListener(self.url, EVENTS_CHANNEL, node_id=self.node_id,
-                             on_event=on_event, on_gap=on_gap)
+                             on_payload=event_payloads(on_event), on_gap=on_gap)
 
     @property
     def engine(self) -> Engine:

@@ -20,8 +20,10 @@ from sqlalchemy import (
 )
 
 from claude_gateway.storage import schema
+from claude_gateway.storage.base import CapReached
 from claude_gateway.storage.records import (
     Fence,
+    SessionCaps,
     SessionRecord,
     TurnRecord,
     Usage,
@@ -59,8 +61,31 @@ def session_from_row(row: Row[Any]) -> SessionRecord:
     )
 
 
+CAPS_LOCK = 0x63677701
+"""PostgreSQL advisory lock taken by session creates that check the caps: they count
+and insert one at a time, on every node."""
+
+
+def check_caps(conn: Connection, caps: SessionCaps, owner: str) -> None:
+    """CapReached if a new session of ``owner`` would pass a cap (counted in the
+    database, so the caps hold across nodes). SQLite's one writer thread serializes
+    the creates already; PostgreSQL's take an advisory lock to the end of the
+    transaction."""
+    table = schema.sessions
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(CAPS_LOCK)))
+    active = (select(func.count()).select_from(table)
+              .where(table.c.status.in_(list(caps.statuses)), table.c.kind == "session"))
+    if caps.total > 0 and int(conn.execute(active).scalar_one()) >= caps.total:
+        raise CapReached("total", caps.total)
+    if owner and caps.per_owner > 0 and int(conn.execute(
+            active.where(table.c.owner == owner)).scalar_one()) >= caps.per_owner:
+        raise CapReached("per_owner", caps.per_owner)
+
+
 class SessionRows(SqlEngine):
-    async def create_session(self, session: SessionRecord) -> None:
+    async def create_session(self, session: SessionRecord,
+                             caps: SessionCaps | None = None) -> None:
         values = {
             "id": session.id, "owner": session.owner, "kind": session.kind,
             "status": session.status, "model": session.model, "workspace": session.workspace,
@@ -74,7 +99,13 @@ class SessionRows(SqlEngine):
             "workspace_path": session.workspace_path,
             **{c: getattr(session.usage, c) for c in USAGE_COLUMNS},
         }
-        await self._write(lambda conn: conn.execute(insert(schema.sessions).values(**values)))
+
+        def work(conn: Connection) -> None:
+            if caps is not None and session.kind == "session":
+                check_caps(conn, caps, session.owner)
+            conn.execute(insert(schema.sessions).values(**values))
+
+        await self._write(work)
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         def work(conn: Connection) -> SessionRecord | None:
