@@ -7,6 +7,7 @@ a node frozen past its TTL would see it, then lets the nodes renew when it choos
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +15,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from claude_gateway.errors import SessionOnAnotherNode
+from claude_gateway.errors import ApiError
 from claude_gateway.events.log import EventLog
 from claude_gateway.services.sessions import SessionCreate, SessionManager
+from claude_gateway.services.sessions.state import DuplicateClientId
 from claude_gateway.storage.sql import SqlStore
 from claude_gateway.testing.fake_agent import FakeAgents
 from tests.helpers.gateway import make_settings, wait_until
@@ -44,14 +46,16 @@ async def nodes(database: str, tmp_path: Path) -> AsyncIterator[list[Node]]:
     started: list[Node] = []
     for name in ("node-a", "node-b"):
         settings = make_settings(tmp_path / name, database_url=database, node_id=name,
-                                 lease_ttl_seconds=3600, spare_processes=0,
+                                 lease_ttl_seconds=3600, spare_processes=0, max_sessions=10,
                                  reaper_interval_seconds=3600,
                                  workspace_root=tmp_path / "shared-workspaces")
         settings.data_dir.mkdir(parents=True)
         store = SqlStore(settings.database_url)
         await store.start()
         agents = FakeAgents()
-        manager = SessionManager(settings, store, EventLog(store),
+        events = EventLog(store, node_id=name, poll_seconds=settings.poll_seconds)
+        await events.start()
+        manager = SessionManager(settings, store, events,
                                  cli_path=Path("/fake/claude"), cli_env={},
                                  agent_factory=agents)
         await manager.start()
@@ -59,6 +63,7 @@ async def nodes(database: str, tmp_path: Path) -> AsyncIterator[list[Node]]:
     yield started
     for node in started:
         await node.manager.close()
+        await node.manager.events.close()
         await node.store.close()
         assert node.agents.live() == []
 
@@ -72,8 +77,12 @@ async def test_one_node_runs_a_session_and_a_frozen_one_is_fenced_off(
     with anyio.fail_after(10):
         assert (await first.done).result == "one"
     assert (await b.manager.get(record.id)).node == "node-a"
-    with pytest.raises(SessionOnAnotherNode):
-        await b.manager.send_message(record.id, None, "@reply not here")
+    # A prompt sent to B runs on A (B forwards it and answers as A did).
+    via_b = await b.manager.send_message(record.id, None, "@reply via b")
+    with anyio.fail_after(10):
+        assert (await via_b.done).result == "via b"
+    assert [p for agent in a.agents.made for p in agent.prompts][-1] == "@reply via b"
+    assert b.agents.made == []
 
     # A runs a long turn, then freezes past its lease (it renews nothing meanwhile).
     stuck = await a.manager.send_message(record.id, None, "@hang")
@@ -131,7 +140,7 @@ def worker_done(node: Node, session_id: str) -> bool:
     return live is None or live.worker is None or live.worker.done()
 
 
-async def test_a_permission_answer_for_a_request_waiting_on_another_node_says_where(
+async def test_a_permission_answer_given_to_another_node_reaches_the_waiting_agent(
     nodes: list[Node],
 ) -> None:
     a, b = nodes
@@ -144,9 +153,120 @@ async def test_a_permission_answer_for_a_request_waiting_on_another_node_says_wh
 
     await wait_until(visible_from_b)
     (asked,) = a.manager.permissions.waiting(record.id)
-    with pytest.raises(SessionOnAnotherNode) as elsewhere:
-        await b.manager.permissions.answer(record.id, asked["requestId"], decision="allow")
-    assert elsewhere.value.details["node"] == "node-a"
-    await a.manager.permissions.answer(record.id, asked["requestId"], decision="allow")
+    answered = await b.manager.answer_permission(record.id, asked["requestId"],
+                                                 decision="allow")
+    assert answered.status == "allowed"
     with anyio.fail_after(10):
         assert (await turn.done).result == "asked"
+    with pytest.raises(ApiError) as again:  # the owner's answer, as if local
+        await b.manager.answer_permission(record.id, asked["requestId"], decision="deny")
+    assert (again.value.status, again.value.code) == (409, "PERMISSION_ALREADY_RESOLVED")
+
+
+async def test_interrupt_change_and_delete_sent_to_another_node_act_where_the_cli_runs(
+    nodes: list[Node],
+) -> None:
+    a, b = nodes
+    record = await a.manager.create(SessionCreate())
+    hanging = await a.manager.send_message(record.id, None, "@hang")
+    await wait_until(lambda: bool(a.agents.live() and a.agents.live()[0].prompts[-1:]
+                                  == ["@hang"]))
+    changed = await b.manager.patch(record.id, None, model="claude-other",
+                                    metadata={"via": "b"})
+    assert (changed.model, changed.metadata) == ("claude-other", {"via": "b"})
+    assert a.agents.live()[0].model == "claude-other"  # the live CLI took it, on A
+    assert await b.manager.interrupt(record.id, None) is True
+    with anyio.fail_after(10):
+        assert (await hanging.done).status == "interrupted"
+    with pytest.raises(ApiError) as wrong_key:  # B checks the key before it forwards
+        await b.manager.interrupt(record.id, "someone-else")
+    assert wrong_key.value.code == "SESSION_NOT_FOUND"
+    await b.manager.delete(record.id, None)
+    await wait_until(lambda: not a.agents.live())  # A stopped its CLI
+    assert (await b.manager.get(record.id)).status == "ended"
+
+
+async def test_a_client_id_names_one_turn_on_every_node(nodes: list[Node]) -> None:
+    a, b = nodes
+    record = await a.manager.create(SessionCreate())
+    first = await a.manager.send_message(record.id, None, "@reply once", client_id="c-1")
+    with pytest.raises(DuplicateClientId) as again:
+        await b.manager.send_message(record.id, None, "@reply once", client_id="c-1")
+    assert again.value.turn_id == first.id
+    with anyio.fail_after(10):
+        await first.done
+    assert [p for agent in a.agents.made for p in agent.prompts] == ["@reply once"]
+
+
+async def test_a_gone_nodes_session_is_taken_over_by_the_sweep(nodes: list[Node]) -> None:
+    a, b = nodes
+    record = await a.manager.create(SessionCreate())
+    stuck = await a.manager.send_message(record.id, None, "@hang")
+    await wait_until(lambda: bool(a.agents.live() and a.agents.live()[0].prompts[-1:]
+                                  == ["@hang"]))
+    waiting = await b.manager.send_message(record.id, None, "@reply after")  # queued on A
+    await a.store.claim_lease(record.id, "node-a", -1)  # A froze past its lease
+
+    assert await b.manager.sweeper.sweep() == 1  # no request needed
+    with anyio.fail_after(10):
+        assert (await waiting.done).result == "after"  # the queued turn ran on B
+    assert [p for agent in b.agents.made for p in agent.prompts] == ["@reply after"]
+    events = await b.store.list_events(record.id, limit=1000)
+    assert [e.data["error"]["code"] for e in events
+            if e.turn_id == stuck.id and e.type == "turn.failed"] == ["NODE_LOST"]
+    assert await b.manager.sweeper.sweep() == 0  # nothing left behind now
+
+    await a.manager.supervisor.leases.renew()  # A wakes: fenced off, its CLI stopped
+    with anyio.fail_after(10):
+        assert (await stuck.done).error["code"] == "NODE_LOST"  # type: ignore[index]
+    await wait_until(lambda: not a.agents.live())
+
+
+async def test_a_stopping_node_hands_its_queued_turns_over(nodes: list[Node]) -> None:
+    a, b = nodes
+    record = await a.manager.create(SessionCreate())
+    running = await a.manager.send_message(record.id, None, "@hold\n@reply first")
+    await wait_until(lambda: bool(a.agents.live() and a.agents.live()[0].prompts))
+    queued = await b.manager.send_message(record.id, None, "@reply second")
+    closing = asyncio.create_task(a.manager.close())  # drains for up to 0 s
+    with anyio.fail_after(10):
+        outcome = await running.done
+        await closing
+    assert outcome.error is not None and outcome.error["code"] == "GATEWAY_SHUTDOWN"
+    with anyio.fail_after(10):  # B's sweep is woken by A's going: no TTL to wait out
+        assert (await queued.done).result == "second"
+    assert [p for agent in b.agents.made for p in agent.prompts] == ["@reply second"]
+    await a.manager.start()  # so that the fixture's close has something to close
+
+
+async def test_session_caps_hold_across_nodes(nodes: list[Node]) -> None:
+    a, b = nodes
+    made = await asyncio.gather(*(
+        (a if i % 2 else b).manager.create(SessionCreate()) for i in range(20)),
+        return_exceptions=True)
+    refused = [r for r in made if isinstance(r, ApiError)]
+    assert len(made) - len(refused) == 10
+    assert {(r.status, r.code) for r in refused} == {(429, "MAX_SESSIONS_REACHED")}
+
+
+async def test_a_busy_workspace_is_busy_on_every_node(nodes: list[Node]) -> None:
+    a, b = nodes
+    first = await a.manager.create(SessionCreate(workspace="shared"))
+    second = await b.manager.create(SessionCreate(workspace="shared"))
+    running = await a.manager.send_message(first.id, None, "@hold\n@reply done")
+    await wait_until(lambda: bool(a.agents.live() and any(p.prompts
+                                                          for p in a.agents.live())))
+    with pytest.raises(ApiError) as busy:
+        await b.manager.send_message(second.id, None, "@reply not now")
+    assert (busy.value.status, busy.value.code) == (409, "WORKSPACE_BUSY")
+    assert busy.value.details["heldBy"] == first.id
+    for agent in a.agents.live():
+        agent.release()
+    with anyio.fail_after(10):
+        await running.done
+    async def free() -> bool:
+        return not await b.store.workspace_holds()
+    await wait_until(free)
+    later = await b.manager.send_message(second.id, None, "@reply now")
+    with anyio.fail_after(10):
+        assert (await later.done).result == "now"

@@ -88,7 +88,7 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
                      max_overflow=settings.database_max_overflow, node_id=settings.node_id)
         await store.start()
         events = EventLog(store, subscriber_queue_size=settings.subscriber_queue_size,
-                          node_id=settings.node_id)
+                          node_id=settings.node_id, poll_seconds=settings.poll_seconds)
         await events.start()
         session_manager = SessionManager(settings, store, events, cli_path=cli_path,
                                          cli_env=cli_env, cli_binary=cli_binary,

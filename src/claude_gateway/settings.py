@@ -156,7 +156,8 @@ class Settings(BaseSettings):
     lease_ttl_seconds: float = Field(
         15, gt=0, le=3600, description="How long a node's hold on a session's CLI lasts "
         "unless renewed (every third of it): after a node dies, another takes its sessions "
-        "over within this time.",
+        "over within this time. A node also polls the database every fifth of it (at most "
+        "every 2 s) for what a lost notification would have said.",
     )
     drain_timeout_seconds: float = Field(
         30, ge=0, le=24 * 3600, description="On a polite stop (SIGTERM) the gateway takes "
@@ -411,6 +412,12 @@ class Settings(BaseSettings):
     def single_node(self) -> bool:
         """SQLite: one gateway per database (the data-dir lock); PostgreSQL: several."""
         return not self.database_url.startswith("postgresql")
+
+    @property
+    def poll_seconds(self) -> float:
+        """With several nodes, how often a node looks in the store for what a lost
+        notification would have said (events, commands, answers)."""
+        return min(2.0, self.lease_ttl_seconds / 5)
 
     @property
     def cli_config_dir(self) -> Path:

@@ -38,7 +38,7 @@ async def answer_permission(sessions: Sessions, permissions: Permissions, owner:
                             ) -> dict[str, Any]:
     """Allow (optionally with a changed input) or deny (with a message for the model)."""
     await sessions.get(session_id, owner)
-    record = await permissions.answer(
+    record = await sessions.answer_permission(
         session_id, request_id, decision=body.decision, updated_input=body.updated_input,
         message=body.message, interrupt=body.interrupt,
         apply_suggestions=body.apply_suggestions)

@@ -156,7 +156,7 @@ class Connection:
                 return
             await self.send({"type": "ack", "clientId": client_id, "turnId": pending.id})
         elif isinstance(frame, PermissionFrame):
-            record = await self.permissions.answer(
+            record = await self.sessions.answer_permission(
                 self.session_id, frame.request_id, decision=frame.decision,
                 updated_input=frame.updated_input, message=frame.message,
                 interrupt=frame.interrupt, apply_suggestions=frame.apply_suggestions)

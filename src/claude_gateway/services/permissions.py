@@ -267,6 +267,10 @@ class PermissionBroker:
                 if w.record.session_id == session_id and not w.resolved
                 and (turn_id is None or w.record.turn_id == turn_id)]
 
+    def holds(self, request_id: str) -> bool:
+        """Whether the request waits on this node."""
+        return request_id in self._waiting
+
     def waiting_count(self) -> int:
         """Requests held in memory (answered ones go once their decision is recorded)."""
         return len(self._waiting)

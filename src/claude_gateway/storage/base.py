@@ -245,6 +245,10 @@ class Store(Protocol):
     async def workspace_holds(self) -> dict[str, str]:
         """Every held workspace and the session holding it."""
         ...
+    async def sessions_left_behind(self, node_id: str, limit: int = 100) -> list[str]:
+        """Sessions whose lease another node let run out (or gave up) with work left: a
+        turn queued or running, or a live status."""
+        ...
     async def count_busy_turns(self, owner: str) -> int:
         """The owner's turns queued or running, on every node."""
         ...

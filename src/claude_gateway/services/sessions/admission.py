@@ -1,13 +1,14 @@
 """Admission: what may start. Session caps (global and per key), a key's turn cap and
 daily budget, the permission-mode policy, and session expiry.
 
-The counts of open sessions per key are reserved synchronously, before any await, so
-parallel creates can never overshoot a cap.
+The session caps are counted by the store as it writes the new session (one create at
+a time: SQLite's single writer, PostgreSQL's advisory lock), so parallel creates can
+never overshoot a cap, on one node or several. With several nodes a key's turns are
+counted in the store too; its budget always is.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,8 @@ from claude_gateway.errors import (
 )
 from claude_gateway.runtime.options import PERMISSION_MODES
 from claude_gateway.settings import Settings
-from claude_gateway.storage.base import Store
-from claude_gateway.storage.records import ACTIVE_SESSION_STATUSES
+from claude_gateway.storage.base import CapReached, Store
+from claude_gateway.storage.records import SessionCaps, SessionRecord
 
 
 def now() -> datetime:
@@ -32,28 +33,23 @@ class Admission:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self._sessions_by_owner: Counter[str] = Counter()
-        """Sessions that count against the caps, per owner."""
-
-    async def start(self) -> None:
-        self._sessions_by_owner = Counter(
-            await self.store.count_sessions_by_owner(ACTIVE_SESSION_STATUSES))
 
     # -- sessions ------------------------------------------------------------------
-    def reserve_session(self, owner: str) -> None:
-        """Count a new session of ``owner`` against the caps; MaxSessionsReached if full.
-        Undo with :meth:`release_session` (also when the session closes)."""
-        limit, per_key = self.settings.max_sessions, self.settings.max_sessions_per_principal
-        if self._sessions_by_owner.total() >= limit:
-            raise MaxSessionsReached(f"At most {limit} sessions may exist at once",
-                                     details={"maxSessions": limit})
-        if owner and 0 < per_key <= self._sessions_by_owner[owner]:
-            raise MaxSessionsReached(f"A key may have at most {per_key} sessions",
-                                     details={"maxSessionsPerPrincipal": per_key})
-        self._sessions_by_owner[owner] += 1
+    def caps(self) -> SessionCaps:
+        return SessionCaps(total=self.settings.max_sessions,
+                           per_owner=self.settings.max_sessions_per_principal)
 
-    def release_session(self, owner: str) -> None:
-        self._sessions_by_owner[owner] = max(0, self._sessions_by_owner[owner] - 1)
+    async def create(self, record: SessionRecord) -> None:
+        """Store a new session if it passes the caps; MaxSessionsReached if not."""
+        try:
+            await self.store.create_session(record, self.caps())
+        except CapReached as cap:
+            if cap.which == "total":
+                raise MaxSessionsReached(
+                    f"At most {cap.limit} sessions may exist at once",
+                    details={"maxSessions": cap.limit}) from None
+            raise MaxSessionsReached(f"A key may have at most {cap.limit} sessions",
+                                     details={"maxSessionsPerPrincipal": cap.limit}) from None
 
     # -- turns -----------------------------------------------------------------------
     async def check_turn(self, owner: str, busy_turns: int) -> None:

@@ -1,6 +1,6 @@
 """Making a session's record: everything a client names is checked and confined first
 (permission mode, environment, schema, the conversation it carries on, its workspace
-and added directories), then the caps are reserved, and only then is anything written.
+and added directories), then the session is written if it passes the caps.
 """
 
 from __future__ import annotations
@@ -79,13 +79,9 @@ class SessionRecords:
             name_from(principal.home, continued) if continued else None) or session_id
         placement = place_workspace(root, principal.home, workspace_name)
         dirs = added_dirs(root, principal.home, agent.add_dirs)
-        # Taken before any await, so parallel creates can't overshoot a cap.
         if is_run and not request.share_workspace:
-            self.locks.acquire(placement.path, session_id)  # 409 while another agent works
-        elif not is_run:
-            self.admission.reserve_session(owner)  # 429 when full
+            await self.locks.take(placement.path, session_id)  # 409 while another works
         try:
-            workspace_dir(root, placement)  # created now that every check has passed
             moment = datetime.now(UTC)
             record = SessionRecord(
                 id=session_id, status=SessionStatus.STARTING, workspace=placement.name,
@@ -99,11 +95,14 @@ class SessionRecords:
                 metadata=request.metadata, claude_session_id=request.resume,
                 expires_at=self.admission.expiry(moment), external_id=request.external_id,
             )
-            await self.store.create_session(record)
+            await self.admission.create(record)  # 429 past a session cap
+            try:
+                workspace_dir(root, placement)  # created now that every check has passed
+            except BaseException:
+                await self.store.delete_session(session_id)
+                raise
         except BaseException:
             if is_run:
                 self.locks.release(placement.path, session_id)  # no-op unless it took it
-            else:
-                self.admission.release_session(owner)
             raise
         return record

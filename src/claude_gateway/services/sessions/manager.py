@@ -33,7 +33,6 @@ from claude_gateway.concurrency import KeyedLocks
 from claude_gateway.errors import (
     ErrorCode,
     SessionEnded,
-    SessionOnAnotherNode,
     Unavailable,
 )
 from claude_gateway.events.envelope import EventType
@@ -45,15 +44,19 @@ from claude_gateway.services.auth import ANONYMOUS, Principal
 from claude_gateway.services.permissions import PermissionBroker
 from claude_gateway.services.prompts import prompt_blocks
 from claude_gateway.services.sessions.admission import Admission
+from claude_gateway.services.sessions.cluster import Routing, Sweeper, TurnWatch
 from claude_gateway.services.sessions.creation import SessionRecords
-from claude_gateway.services.sessions.options import SessionCreate, SessionOptions
+from claude_gateway.services.sessions.inbox import Inbox, raise_if_error
+from claude_gateway.services.sessions.options import SessionCreate
 from claude_gateway.services.sessions.reads import SessionReads
 from claude_gateway.services.sessions.reaper import Reaper
 from claude_gateway.services.sessions.recovery import Orphans, recover_after_restart
+from claude_gateway.services.sessions.remote import RemoteCommands, fill_in
 from claude_gateway.services.sessions.runner import TurnRunner
 from claude_gateway.services.sessions.state import (
     CLOSED_STATUSES,
     DuplicateClientId,
+    LiveSession,
     LiveSessions,
     PendingTurn,
     SessionStatus,
@@ -80,7 +83,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-class SessionManager(SessionReads):
+class SessionManager(RemoteCommands, SessionReads):
     """Creates sessions, runs their turns, and keeps their processes within bounds."""
 
     def __init__(self, settings: Settings, store: Store, events: EventLog, *,
@@ -93,7 +96,8 @@ class SessionManager(SessionReads):
         self.transcripts = TranscriptStore(store)
         self.permissions = PermissionBroker(store, events,
                                             timeout_seconds=settings.permission_timeout_seconds)
-        self.locks = WorkspaceLocks()
+        self.locks = WorkspaceLocks(None if settings.single_node else store,
+                                    node_id=settings.node_id, ttl=settings.lease_ttl_seconds)
         pool = ProcessPool(settings.max_processes, settings.data_dir / "pids",
                            binary=cli_binary or cli_path)
         self._live = LiveSessions(pool)
@@ -109,9 +113,22 @@ class SessionManager(SessionReads):
                              expire=lambda record: self._close(record, SessionStatus.EXPIRED,
                                                                "expired"))
         self._naming = KeyedLocks()
+        """One creator at a time per (owner, X-Session-Id) name."""
         self._draining = False
         events.fence_of = self._live.fence_of
-        """One creator at a time per (owner, X-Session-Id) name."""
+        self.supervisor.on_takeover = self.runner.take_over
+        self.inbox = Inbox(store, node_id=settings.node_id,
+                           lease_ttl=settings.lease_ttl_seconds,
+                           poll_seconds=settings.poll_seconds, execute=self.execute)
+        self.routing = Routing(self.supervisor.leases, self.inbox,
+                               poll_seconds=settings.poll_seconds,
+                               take_over=self.runner.take_over)
+        self.watch = TurnWatch(events)
+        self.sweeper = Sweeper(store, node_id=settings.node_id,
+                               interval=settings.lease_ttl_seconds / 3,
+                               take=self.take_over_left)
+        self.inbox.on_sweep = self.sweeper.wake.set
+        self.supervisor.on_handed_over = self.watch.follow
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -121,9 +138,11 @@ class SessionManager(SessionReads):
                            single_node=self.settings.single_node)
         await self.permissions.recover(orphaned)
         await recover_after_restart(self.store, self.events, self.runner, orphaned)
-        await self.admission.start()
         self.reaper.start()
         await self.supervisor.start()
+        if not self.settings.single_node:
+            await self.inbox.start()
+            self.sweeper.start()
 
     async def close(self) -> None:
         """Stop politely: take no new prompts, let the running and queued turns finish
@@ -131,6 +150,10 @@ class SessionManager(SessionReads):
         orphans) and give this node's leases up."""
         self._draining = True
         await self.supervisor.leases.draining()
+        await self.sweeper.stop()
+        # With several nodes the queued turns are handed over (they stay queued in the
+        # store, and another node runs them) rather than waited for.
+        self.runner.handing_over = not self.settings.single_node
         await self.runner.drain(self.settings.drain_timeout_seconds)
         await self.reaper.stop()
         await self.supervisor.close()
@@ -144,6 +167,9 @@ class SessionManager(SessionReads):
                                for live in lives), return_exceptions=True)
         await self.runner.stop_workers(lives)
         await self.supervisor.stop_all()
+        await self.inbox.close()
+        await self.watch.close()
+        await self.locks.close()
 
     async def reap(self) -> None:
         """Run the reaper now (it also runs every ``reaper_interval_seconds``)."""
@@ -170,6 +196,10 @@ class SessionManager(SessionReads):
         record = await self.get(session_id, owner)
         if permission_mode is not None:
             self.admission.check_mode(permission_mode)
+        if await self._forwarded(session_id, "patch", {
+                "owner": owner, "model": model, "permissionMode": permission_mode,
+                "metadata": metadata}) is not None:
+            return await self.get(session_id, owner)
         live = self._live.open(session_id)
         # One change at a time per session: a PATCH racing a DELETE either lands before
         # the session ends or gets 409, never an update after session.ended.
@@ -201,6 +231,9 @@ class SessionManager(SessionReads):
 
     async def delete(self, session_id: str, owner: str | None, *, purge: bool = False) -> None:
         record = await self.get(session_id, owner)
+        if await self._forwarded(session_id, "delete", {"owner": owner,
+                                                         "purge": purge}) is not None:
+            return
         if record.status not in CLOSED_STATUSES:
             await self._close(record, SessionStatus.ENDED, "deleted")
         if purge:
@@ -244,8 +277,6 @@ class SessionManager(SessionReads):
                 return  # closed meanwhile (two DELETEs, or a DELETE and the reaper)
             live.closed, live.closed_status = True, status
             await self.store.update_session(record.id, status=status, ended_at=now())
-            if record.kind == "session":
-                self.admission.release_session(record.owner)
             await self.runner.clear_queue(live, TurnStatus.FAILED, failure(
                 ErrorCode.SESSION_ENDED, f"The session was {reason}."))
             live.queue.put_nowait(None)  # wakes the worker to end
@@ -265,8 +296,8 @@ class SessionManager(SessionReads):
 
     # -- prompts -------------------------------------------------------------------
     async def send_message(self, session_id: str, owner: str | None,
-                           prompt: str | list[Any], *,
-                           client_id: str | None = None) -> PendingTurn:
+                           prompt: str | list[Any], *, client_id: str | None = None,
+                           turn_id: str | None = None) -> PendingTurn:
         if self._draining:
             raise Unavailable("The gateway is stopping: send the prompt again in a moment "
                               "(another node, or this one restarted, will take it)")
@@ -276,22 +307,45 @@ class SessionManager(SessionReads):
             if record.status in CLOSED_STATUSES:
                 raise SessionEnded.of(session_id, record.status)
             live = self._live.open(session_id)
-            live.owner, live.owner_known = record.owner, True
-            live.workspace = record.workspace_path
-            live.share_workspace = SessionOptions.from_json(record.options).share_workspace
+            fill_in(live, record)
         if live.closed:
             raise SessionEnded.of(session_id, live.closed_status)
-        # One node per SQLite database: only on PostgreSQL can another node hold it.
-        if not self.settings.single_node and live.fence is None and (
-                node := await self.supervisor.leases.owner_elsewhere(session_id)) is not None:
-            raise SessionOnAnotherNode(session_id, node)
-        await self.admission.check_turn(live.owner, self._live.turns_of(live.owner))
-        # Everything that can refuse the prompt comes before the workspace lock, so a
-        # refused prompt never holds the workspace.
         blocks = prompt_blocks(prompt, self.settings.max_image_bytes)
         if not isinstance(prompt, str):
             prompt = blocks  # images normalized to base64 sources
-        turn_id = self.runner.new_turn_id()
+        turn_id = turn_id or self.runner.new_turn_id()
+        claimed_here = False
+        # One node per SQLite database: only on PostgreSQL can another node hold it.
+        if not self.settings.single_node and live.fence is None:
+            answer = await self.routing.claim_or_forward(live, "prompt", {
+                "owner": owner, "prompt": prompt, "clientId": client_id, "turnId": turn_id})
+            if answer is not None:  # the node that runs the session queued it
+                raise_if_error(answer)
+                if "duplicate" in answer:
+                    raise DuplicateClientId(answer["duplicate"])
+                return self.watch.pending(session_id, answer["turnId"], answer["queuedSeq"],
+                                          prompt)
+            claimed_here = True
+            if await self.store.get_turn(turn_id) is not None:
+                # A node that is gone now took this prompt before it died: it is queued
+                # here now (or failed with NODE_LOST).
+                return self.watch.pending(session_id, turn_id, 0, prompt)
+        try:
+            return await self._queue_here(live, prompt, blocks, turn_id, client_id)
+        except BaseException:
+            if claimed_here and live.process is None and not live.busy_turns():
+                await self.supervisor.leases.release(live)
+            raise
+
+    async def _queue_here(self, live: LiveSession, prompt: str | list[Any],
+                          blocks: list[dict[str, Any]], turn_id: str,
+                          client_id: str | None) -> PendingTurn:
+        session_id = live.id
+        busy = (self._live.turns_of(live.owner) if self.settings.single_node
+                else await self.store.count_busy_turns(live.owner))
+        await self.admission.check_turn(live.owner, busy)
+        # Everything that can refuse the prompt comes before the workspace lock, so a
+        # refused prompt never holds the workspace.
         if client_id is not None:
             if client_id in live.client_turns:
                 raise DuplicateClientId(live.client_turns[client_id])
@@ -302,7 +356,7 @@ class SessionManager(SessionReads):
                 raise DuplicateClientId(existing.id)
         if not live.share_workspace:
             try:
-                self.locks.acquire(live.workspace, session_id)
+                await self.locks.take(live.workspace, session_id)
             except BaseException:
                 if client_id is not None:
                     live.client_turns.pop(client_id, None)
@@ -312,6 +366,10 @@ class SessionManager(SessionReads):
     async def interrupt(self, session_id: str, owner: str | None, *,
                         clear_queue: bool = False) -> bool:
         await self.get(session_id, owner)
+        answer = await self._forwarded(session_id, "interrupt", {"owner": owner,
+                                                                  "clearQueue": clear_queue})
+        if answer is not None:
+            return bool(answer.get("interrupted"))
         live = self._live.get(session_id)
         if live is None:
             return False
@@ -319,3 +377,13 @@ class SessionManager(SessionReads):
             await self.runner.clear_queue(live, TurnStatus.INTERRUPTED,
                                           {"reason": "queue_cleared"})
         return await self.runner.interrupt(live)
+
+    async def _forwarded(self, session_id: str, kind: str, payload: dict[str, Any]
+                         ) -> dict[str, Any] | None:
+        """With several nodes: the answer of the node running the session, which acted
+        on the command (its errors raised here); None: act here."""
+        if self.settings.single_node:
+            return None
+        answer = await self.routing.forward_if_elsewhere(self._live.get(session_id),
+                                                         session_id, kind, payload)
+        return None if answer is None else raise_if_error(answer)

@@ -26,7 +26,7 @@ from typing import Any
 
 from claude_agent_sdk import AssistantMessage, ResultMessage
 
-from claude_gateway.errors import ErrorCode, InterruptFailed
+from claude_gateway.errors import ErrorCode, InterruptFailed, WorkspaceBusy
 from claude_gateway.events.envelope import EventType
 from claude_gateway.events.log import EventLog
 from claude_gateway.events.normalize import (
@@ -110,6 +110,9 @@ class TurnRunner:
         self.admission = admission
         self.permissions = permissions
         self.locks = locks
+        self.handing_over = False
+        """A node stopping among several: queued turns stay queued in the store, and
+        another node runs them."""
 
     # -- accepting prompts -------------------------------------------------------------
     async def enqueue(self, live: LiveSession, prompt: Prompt, blocks: list[dict[str, Any]],
@@ -151,7 +154,7 @@ class TurnRunner:
     # -- the worker --------------------------------------------------------------------
     async def _work(self, live: LiveSession) -> None:
         """Run the session's queued turns in order, then end."""
-        while not live.queue.empty():
+        while not live.queue.empty() and not self.handing_over:
             pending = live.queue.get_nowait()
             if pending is None or pending not in live.queued:
                 continue  # a wake-up, or cleared from the queue meanwhile
@@ -361,11 +364,18 @@ class TurnRunner:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         stopped = failure(ErrorCode.GATEWAY_SHUTDOWN, "The gateway stopped during this turn.")
+        handed = failure(ErrorCode.GATEWAY_SHUTDOWN, "This gateway node stopped; the turn "
+                         "is still queued and another node runs it (follow the session's "
+                         "events)", handedOver=True)
         for live in lives:
-            for pending in [*live.queued, *([live.current] if live.current else [])]:
+            for pending in live.queued:
                 if not pending.done.done():
-                    pending.done.set_result(TurnOutcome(pending.id, TurnStatus.FAILED,
-                                                        stopped))
+                    pending.done.set_result(TurnOutcome(
+                        pending.id, TurnStatus.FAILED, handed if self.handing_over
+                        else stopped))
+            if live.current is not None and not live.current.done.done():
+                live.current.done.set_result(TurnOutcome(live.current.id,
+                                                         TurnStatus.FAILED, stopped))
 
     async def clear_queue(self, live: LiveSession, status: TurnStatus,
                           data: dict[str, Any]) -> None:
@@ -373,6 +383,42 @@ class TurnRunner:
         for pending in list(live.queued):
             live.queued.remove(pending)
             await self.finish(live.id, pending, status, data)
+
+    async def take_over(self, live: LiveSession) -> None:
+        """This node took the session over from a node that is gone (or was cut off):
+        the turn that was running there fails (NODE_LOST), written under this node's new
+        lease; the queued ones run here, before anything queued here since."""
+        left = await self.supervisor.store.list_turns(live.id, ["queued", "running"])
+        # Known after the read: a prompt queued here meanwhile is in the queue before its
+        # turn is in the store.
+        known = {p.id for p in live.queued} | ({live.current.id} if live.current else set())
+        adopted: list[PendingTurn] = []
+        loop = asyncio.get_running_loop()
+        for turn in left:
+            if turn.id in known:
+                continue
+            if turn.status == "running":
+                await self.events.emit(live.id, EventType.TURN_FAILED, failure(
+                    ErrorCode.NODE_LOST, "The gateway node running this turn was lost."),
+                    turn.id, StateChange(turn_id=turn.id, turn={
+                        "status": "failed", "ended_at": now()}))
+            else:
+                adopted.append(PendingTurn(turn.id, turn.prompt, loop.create_future()))
+        if not adopted:
+            return
+        if not live.share_workspace:
+            try:
+                self.locks.acquire(live.workspace, live.id)
+            except WorkspaceBusy:
+                logger.warning("a taken-over session's workspace is busy; its queued turns "
+                               "wait for it", extra={"session_id": live.id})
+        live.queued[:0] = adopted
+        while not live.queue.empty():
+            live.queue.get_nowait()
+        for pending in live.queued:
+            live.queue.put_nowait(pending)
+        if live.worker is None or live.worker.done():
+            live.worker = asyncio.create_task(self._work(live), name=f"turns-{live.id}")
 
     async def interrupt(self, live: LiveSession) -> bool:
         """Stop the running turn; False if none runs (or it is being interrupted).

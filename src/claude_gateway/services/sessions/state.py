@@ -142,6 +142,8 @@ class PendingTurn:
     """Sequence number of this turn's ``turn.queued`` event."""
     recorded: asyncio.Future[None] | None = None
     """Done once ``turn.queued`` is in the store (failed if it could not be written)."""
+    remote: bool = False
+    """Run by another node (watched here through the event log)."""
 
 
 @dataclass

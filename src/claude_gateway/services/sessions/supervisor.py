@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from claude_gateway.errors import ErrorCode, LiveChangeRefused
@@ -36,6 +36,7 @@ from claude_gateway.services.sessions.state import (
     CLOSED_STATUSES,
     LiveSession,
     LiveSessions,
+    PendingTurn,
     SessionStatus,
     TurnOutcome,
     TurnStatus,
@@ -46,10 +47,14 @@ from claude_gateway.services.workspaces import (
 )
 from claude_gateway.settings import Settings
 from claude_gateway.storage.base import Store
-from claude_gateway.storage.records import SessionRecord, StateChange
+from claude_gateway.storage.records import SessionRecord
 from claude_gateway.storage.transcripts import TranscriptStore
 
 logger = logging.getLogger("claude_gateway.sessions")
+
+
+async def _nothing(live: LiveSession) -> None:
+    return None
 
 CONTROL_TIMEOUT_SECONDS = 10.0
 """How long a live change (model, permission mode) may take before the process is
@@ -75,6 +80,12 @@ class ProcessSupervisor:
                                   ttl=settings.lease_ttl_seconds, on_lost=self.fenced_out)
         self._stopping: set[asyncio.Future[None]] = set()
         self.closing = False
+        self.on_takeover: Callable[[LiveSession], Awaitable[None]] = _nothing
+        self.on_handed_over: Callable[[str, PendingTurn], None] = lambda _s, _p: None
+        """Called for each turn still queued here when another node took the session
+        over (the manager follows it there)."""
+        """Called with the session's lock held when this node takes a session over from
+        another (the manager sets it: the turns left there fail or run here)."""
 
     async def start(self) -> None:
         """Say this node is alive (and keep saying it), then start warming spares."""
@@ -147,7 +158,7 @@ class ProcessSupervisor:
             if not claimed:
                 return None  # another node runs it (live.spawn_error says which)
             if isinstance(claimed, str):
-                await self._fail_orphans(live)  # taken over from a node that is gone
+                await self.on_takeover(live)  # taken over from a node that is gone
             if prestart:
                 if not self.pool.try_reserve(live.id):
                     await self.store.update_session(live.id, fence=live.fence,
@@ -191,20 +202,6 @@ class ProcessSupervisor:
                 "forked": launch.fork, "spare": adopted})
             return process
 
-    async def _fail_orphans(self, live: LiveSession) -> None:
-        """Turns a node that lost the session left queued or running (it died, or was
-        cut off) fail with NODE_LOST, written under this node's new lease."""
-        left = await self.store.list_turns(live.id, ["queued", "running"])
-        # Known after the read: a prompt queued here meanwhile is in the queue before its
-        # turn is in the store.
-        known = {p.id for p in live.queued} | ({live.current.id} if live.current else set())
-        for turn in left:
-            if turn.id not in known:
-                await self.events.emit(live.id, EventType.TURN_FAILED, failure(
-                    ErrorCode.NODE_LOST, "The gateway node running this turn was lost."),
-                    turn.id, StateChange(turn_id=turn.id, turn={
-                        "status": "failed", "ended_at": datetime.now(UTC)}))
-
     async def fenced_out(self, live: LiveSession) -> None:
         """Another node took the session over: stop its CLI here at once, and tell whoever
         waits on this node. No write for the session is made (its fence is stale now,
@@ -217,9 +214,12 @@ class ProcessSupervisor:
             await self.pool.release(live.id, process)
         lost = failure(ErrorCode.NODE_LOST,
                        "Another gateway node took this session over during the turn.")
-        for pending in [*live.queued, *([live.current] if live.current else [])]:
-            if not pending.done.done():
-                pending.done.set_result(TurnOutcome(pending.id, TurnStatus.FAILED, lost))
+        current = live.current
+        if current is not None and not current.done.done():
+            current.done.set_result(TurnOutcome(current.id, TurnStatus.FAILED, lost))
+        for pending in live.queued:
+            # Still queued in the store: the node that took the session over runs it.
+            self.on_handed_over(live.id, pending)
         live.queued.clear()
         live.queue.put_nowait(None)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Row, delete, func, insert, or_, select, text, update
 
 from claude_gateway.storage import schema
 from claude_gateway.storage.records import CommandRecord
@@ -107,6 +107,8 @@ class ClusterRows(SqlEngine):
             kind, _, rest = payload.partition(" ")
             if kind == "c" and rest == node_id:
                 on_wake("c")
+            elif kind == "s":
+                on_wake("s")
             elif kind == "a" and rest.split(" ")[0] == node_id:
                 on_wake(f"a {rest.split(' ')[-1]}")
 
@@ -152,6 +154,21 @@ class ClusterRows(SqlEngine):
             r.workspace_path: r.session_id for r in conn.execute(select(table))})
 
     # -- work across nodes -------------------------------------------------------------
+    async def sessions_left_behind(self, node_id: str, limit: int = 100) -> list[str]:
+        leases, sessions, turns = schema.session_leases, schema.sessions, schema.turns
+
+        def work(conn: Connection) -> list[str]:
+            busy = (select(turns.c.id).where(turns.c.session_id == sessions.c.id,
+                                              turns.c.status.in_(["queued", "running"]))
+                    .exists())
+            query = (select(sessions.c.id).join(leases, leases.c.session_id == sessions.c.id)
+                     .where(leases.c.expires_at <= db_now(conn), leases.c.node_id != node_id,
+                            or_(sessions.c.status.in_(["starting", "idle", "running"]), busy))
+                     .order_by(sessions.c.last_activity_at).limit(limit))
+            return [str(r[0]) for r in conn.execute(query)]
+
+        return await self._read(work)
+
     async def count_busy_turns(self, owner: str) -> int:
         turns, sessions = schema.turns, schema.sessions
         query = (select(func.count()).select_from(turns.join(

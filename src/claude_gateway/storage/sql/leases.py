@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
-from sqlalchemy import Connection, Update, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Update, delete, exists, func, insert, select, text, update
 
 from claude_gateway.storage import schema
 from claude_gateway.storage.base import DuplicateRecord, FencedOut, RecordNotFound
@@ -171,8 +171,15 @@ class LeaseRows(SqlEngine):
         return await self._read(work)
 
     async def forget_node(self, node_id: str) -> None:
-        """A node stopping: its row and any lease it still holds go."""
-        await self._write(lambda conn: (
-            conn.execute(delete(schema.session_leases)
-                         .where(schema.session_leases.c.node_id == node_id)),
-            conn.execute(delete(schema.nodes).where(schema.nodes.c.id == node_id))))
+        """A node stopping: its row goes, and its leases run out now (their rows and
+        generations stay; other nodes' sweeps take over the sessions with work left,
+        woken by a notification)."""
+        def work(conn: Connection) -> None:
+            conn.execute(update(schema.session_leases)
+                         .where(schema.session_leases.c.node_id == node_id)
+                         .values(expires_at=db_now(conn) - timedelta(seconds=1)))
+            conn.execute(delete(schema.nodes).where(schema.nodes.c.id == node_id))
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_notify('cgw_inbox', 's')"))
+
+        await self._write(work)
