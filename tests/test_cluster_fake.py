@@ -86,8 +86,7 @@ async def test_one_node_runs_a_session_and_a_frozen_one_is_fenced_off(
 
     # A runs a long turn, then freezes past its lease (it renews nothing meanwhile).
     stuck = await a.manager.send_message(record.id, None, "@hang")
-    await wait_until(lambda: bool(a.agents.live() and a.agents.live()[0].prompts[-1:]
-                                  == ["@hang"]))
+    await wait_until(lambda: turn_status(a, stuck.id, "running"))
     await a.store.claim_lease(record.id, "node-a", -1)  # its lease has run out
 
     # B takes the session over on the next prompt: the turn A was running is lost.
@@ -133,6 +132,11 @@ async def test_a_stopped_process_releases_its_session_to_any_node(nodes: list[No
     with anyio.fail_after(10):
         assert (await moved.done).result == "on b"
     assert (await a.manager.get(record.id)).node == "node-b"
+
+
+async def turn_status(node: Node, turn_id: str, status: str) -> bool:
+    turn = await node.store.get_turn(turn_id)
+    return turn is not None and turn.status == status
 
 
 def worker_done(node: Node, session_id: str) -> bool:
@@ -202,8 +206,7 @@ async def test_a_gone_nodes_session_is_taken_over_by_the_sweep(nodes: list[Node]
     a, b = nodes
     record = await a.manager.create(SessionCreate())
     stuck = await a.manager.send_message(record.id, None, "@hang")
-    await wait_until(lambda: bool(a.agents.live() and a.agents.live()[0].prompts[-1:]
-                                  == ["@hang"]))
+    await wait_until(lambda: turn_status(a, stuck.id, "running"))
     waiting = await b.manager.send_message(record.id, None, "@reply after")  # queued on A
     await a.store.claim_lease(record.id, "node-a", -1)  # A froze past its lease
 
