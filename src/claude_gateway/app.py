@@ -147,7 +147,7 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
     app.add_middleware(HostOriginMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(JsonErrorsMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, node_id=settings.node_id)
     app.include_router(health.router)
     app.include_router(status.router)
     app.include_router(sessions.router)

@@ -11,10 +11,12 @@ from typing import IO
 
 def start_gateway_process(directory: Path, upstream_url: str, port: int, *,
                           stderr: int | IO[bytes] = subprocess.DEVNULL,
-                          **settings: str) -> subprocess.Popen[bytes]:
+                          own_group: bool = False, **settings: str
+                          ) -> subprocess.Popen[bytes]:
     """A gateway on 127.0.0.1:``port`` keeping its state under ``directory``, its CLIs
     pointed at ``upstream_url``; ``settings`` are more CLAUDE_GATEWAY_* values, and its
-    log goes to ``stderr``."""
+    log goes to ``stderr``. With ``own_group`` it leads a process group of its own
+    (its CLIs included), so a test can kill it and its CLIs at once."""
     env = dict(os.environ)
     env.update({
         "CLAUDE_GATEWAY_DATA_DIR": str(directory / "data"),
@@ -30,4 +32,5 @@ def start_gateway_process(directory: Path, upstream_url: str, port: int, *,
     return subprocess.Popen(
         [sys.executable, "-m", "claude_gateway", "serve", "--host", "127.0.0.1",
          "--port", str(port)],
-        env=env, cwd=directory, stdout=subprocess.DEVNULL, stderr=stderr)
+        env=env, cwd=directory, stdout=subprocess.DEVNULL, stderr=stderr,
+        start_new_session=own_group)

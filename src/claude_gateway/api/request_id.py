@@ -1,4 +1,5 @@
-"""``X-Request-ID`` on every response, and one access-log line per request."""
+"""``X-Request-ID`` (and ``X-Gateway-Node``: which node answered) on every response,
+and one access-log line per request."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ def pick_request_id(incoming: str | None) -> str:
 class RequestIdMiddleware:
     """Pure ASGI middleware, so streaming responses pass through untouched."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, node_id: str = "") -> None:
         self.app = app
+        self.node_id = node_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -51,6 +53,8 @@ class RequestIdMiddleware:
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
+                if self.node_id:
+                    headers["X-Gateway-Node"] = self.node_id
             await send(message)
 
         try:

@@ -308,6 +308,12 @@ class SessionManager(RemoteCommands, SessionReads):
                 raise SessionEnded.of(session_id, record.status)
             live = self._live.open(session_id)
             fill_in(live, record)
+        with live.in_use():
+            return await self._send(live, owner, prompt, client_id, turn_id)
+
+    async def _send(self, live: LiveSession, owner: str | None, prompt: str | list[Any],
+                    client_id: str | None, turn_id: str | None) -> PendingTurn:
+        session_id = live.id
         if live.closed:
             raise SessionEnded.of(session_id, live.closed_status)
         blocks = prompt_blocks(prompt, self.settings.max_image_bytes)

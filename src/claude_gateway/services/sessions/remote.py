@@ -121,7 +121,8 @@ class RemoteCommands:
             logger.info("taking over a session left by a node that is gone",
                         extra={"session_id": session_id})
             await self.runner.take_over(live)
-            if live.process is None and not live.queued and live.current is None:
+            if (live.process is None and not live.queued and live.current is None
+                    and not live.users):  # (a request here is about to use it)
                 status = (record.status if record.status in CLOSED_STATUSES
                           else SessionStatus.STOPPED)
                 await self.store.update_session(session_id, fence=live.fence, status=status)

@@ -10,7 +10,9 @@ store stays the truth: a session without a LiveSession is read from it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -154,6 +156,8 @@ class LiveSession:
     queue: asyncio.Queue[PendingTurn | None] = field(default_factory=asyncio.Queue)
     queued: list[PendingTurn] = field(default_factory=list)
     worker: asyncio.Task[None] | None = None
+    users: int = 0
+    """Requests working with it now (it is not forgotten meanwhile)."""
     process: AgentProcess | None = None
     spawning: asyncio.Task[AgentProcess | None] | None = None
     current: PendingTurn | None = None
@@ -194,6 +198,15 @@ class LiveSession:
 
     def busy_turns(self) -> int:
         return len(self.queued) + (1 if self.current else 0)
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[LiveSession]:
+        """Kept in memory while a request works with it (across its awaits)."""
+        self.users += 1
+        try:
+            yield self
+        finally:
+            self.users -= 1
 
     def current_turn_id(self) -> str | None:
         return self.current.id if self.current else None
@@ -254,7 +267,7 @@ class LiveSessions:
         worker_done = live.worker is None or live.worker.done() or worker_ending
         busy = (live.process is not None or not live.idle or live.starting
                 or not worker_done or live.control.locked() or live.lock.locked()
-                or self._pool.get(live.id) is not None)
+                or live.users > 0 or self._pool.get(live.id) is not None)
         if not busy and self._by_id.get(live.id) is live:
             del self._by_id[live.id]
 
