@@ -272,3 +272,101 @@ async def test_parallel_creates_over_three_nodes_stop_at_the_cap(cluster: Cluste
     assert statuses == [201] * 10 + [429] * 10
     assert {r.json()["error"]["code"] for r in made if r.status_code == 429} == {
         "MAX_SESSIONS_REACHED"}
+
+
+NGINX = Path("/usr/sbin/nginx")
+SHIPPED_CONFIG = Path(__file__).parent.parent / "deploy" / "nginx.conf"
+
+
+def nginx_in_front(directory: Path, nodes: list[Node]) -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's nginx on a loopback port, with the project's shipped configuration
+    (deploy/nginx.conf) pointed at the nodes."""
+    port = free_port()
+    servers = "\n".join(f"    server {node.url.removeprefix('http://')} max_fails=1 "
+                        "fail_timeout=5s;" for node in nodes)
+    shipped = SHIPPED_CONFIG.read_text()
+    start = shipped.index("upstream claude_gateway {")
+    end = shipped.index("    keepalive", start)
+    site = (shipped[:start] + "upstream claude_gateway {\n" + servers + "\n" + shipped[end:]
+            ).replace("listen 80;", f"listen 127.0.0.1:{port};")
+    temp = directory / "nginx"
+    temp.mkdir()
+    user = "user root;" if os.geteuid() == 0 else ""
+    (temp / "nginx.conf").write_text(f"""
+daemon off;
+worker_processes 1;
+{user}
+pid {temp}/nginx.pid;
+error_log {temp}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    {site}
+}}
+""")
+    process = subprocess.Popen([str(NGINX), "-p", str(temp), "-c", str(temp / "nginx.conf")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, f"http://127.0.0.1:{port}"
+
+
+async def test_through_nginx_a_stream_whose_node_dies_resumes_with_last_event_id(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    a = cluster.nodes[0]
+    nginx, url = nginx_in_front(tmp_path, cluster.nodes)
+    try:
+        await wait_healthy(url)
+        async with a.client() as on_a, httpx.AsyncClient(base_url=url,
+                                                         timeout=120) as proxy:
+            session_id = await new_session(proxy)
+            first = await on_a.post(f"/v1/sessions/{session_id}/messages",
+                                    json={"prompt": "@reply one"})
+            assert first.json()["result"] == "one"
+            # Streams through nginx land on every node in turn: take one not on A
+            # (which runs the session's CLI).
+            seen: list[dict[str, Any]] = []
+            streamed_by = ""
+            for _ in range(3):
+                async with proxy.stream("GET", f"/v1/sessions/{session_id}/events") as stream:
+                    streamed_by = stream.headers["x-gateway-node"]
+                    if streamed_by == "node-a":
+                        continue
+                    events = sse_events(stream)
+                    async for event in events:
+                        seen.append(event)
+                        if event["type"] == "turn.completed":
+                            break
+                    victim = next(n for n in cluster.nodes if n.name == streamed_by)
+                    os.killpg(victim.process.pid, signal.SIGKILL)  # mid-stream
+                    victim.process.wait(timeout=10)
+                    with contextlib.suppress(httpx.HTTPError):  # the stream ends, cut
+                        async for event in events:
+                            seen.append(event)
+                break
+            assert streamed_by in ("node-b", "node-c")
+            last = seen[-1]["seq"]
+            # Events the client misses while it has no stream.
+            second = await on_a.post(f"/v1/sessions/{session_id}/messages",
+                                     json={"prompt": "@reply two"})
+            assert second.json()["result"] == "two"
+            resumed: list[dict[str, Any]] = []
+            async with proxy.stream("GET", f"/v1/sessions/{session_id}/events",
+                                    headers={"Last-Event-ID": str(last)}) as stream:
+                assert stream.status_code == 200
+                assert stream.headers["x-gateway-node"] != streamed_by
+                async for event in sse_events(stream):
+                    resumed.append(event)
+                    if is_turn_end(event) and event["turnId"] == second.json()["turnId"]:
+                        break
+            everything = (await on_a.get(f"/v1/sessions/{session_id}/events",
+                                         params={"follow": "false"})).json()["events"]
+            assert [e["seq"] for e in seen] == list(range(1, last + 1))
+            assert resumed == [e for e in everything if e["seq"] > last]
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
