@@ -67,7 +67,7 @@ async def test_a_stream_on_one_node_follows_another_nodes_appends(
 
 
 async def test_a_lost_listen_connection_loses_no_event(
-    two_logs: tuple[EventLog, EventLog],
+    two_logs: tuple[EventLog, EventLog], database: str
 ) -> None:
     a, b = two_logs
     seen: list[int] = []
@@ -80,7 +80,8 @@ async def test_a_lost_listen_connection_loses_no_event(
             with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
                 killed = admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = 'cgw-listen-node-b'").fetchall()
+                    "WHERE application_name = 'cgw-listen-node-b' AND datname = %s",
+                    [database.rsplit("/", 1)[1]]).fetchall()
             assert killed == [(True,)]
             # The last events are appended while B's LISTEN is gone, and none follow:
             # B must find them without a notification.
