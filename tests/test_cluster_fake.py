@@ -157,11 +157,22 @@ async def test_a_permission_answer_given_to_another_node_reaches_the_waiting_age
 
     await wait_until(visible_from_b)
     (asked,) = a.manager.permissions.waiting(record.id)
+    # B, which runs nothing of the session, shows what its agent waits on (from the
+    # database), as a client polling B sees it.
+    queued = await b.manager.send_message(record.id, None, "@reply next")
+    shown = await b.manager.view(await b.manager.get(record.id))
+    assert shown["node"] == "node-a"
+    assert [w["requestId"] for w in shown["waitingForPermission"]] == [asked["requestId"]]
+    assert shown["queueDepth"] == 1
+    assert await b.manager.turn_status(record.id, queued) == "queued"
+    assert [w["requestId"] for w in await b.manager.waiting_for(record.id, turn.id)] == [
+        asked["requestId"]]
     answered = await b.manager.answer_permission(record.id, asked["requestId"],
                                                  decision="allow")
     assert answered.status == "allowed"
     with anyio.fail_after(10):
         assert (await turn.done).result == "asked"
+        assert (await queued.done).result == "next"
     with pytest.raises(ApiError) as again:  # the owner's answer, as if local
         await b.manager.answer_permission(record.id, asked["requestId"], decision="deny")
     assert (again.value.status, again.value.code) == (409, "PERMISSION_ALREADY_RESOLVED")

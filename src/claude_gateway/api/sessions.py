@@ -72,12 +72,12 @@ async def list_sessions(
 ) -> dict[str, Any]:
     page, next_cursor = await sessions.list_sessions(
         owner=owner, status=status, limit=limit, cursor=cursor)
-    return {"sessions": [sessions.to_api(r) for r in page], "nextCursor": next_cursor}
+    return {"sessions": [await sessions.view(r) for r in page], "nextCursor": next_cursor}
 
 
 @router.get("/{session_id}", response_model=SessionOut, responses=ERRORS)
 async def get_session(sessions: Sessions, owner: Owner, session_id: str) -> dict[str, Any]:
-    return sessions.to_api(await sessions.get(session_id, owner))
+    return await sessions.view(await sessions.get(session_id, owner))
 
 
 @router.patch("/{session_id}", response_model=SessionOut,
@@ -88,7 +88,7 @@ async def patch_session(sessions: Sessions, owner: Owner, session_id: str,
     record = await sessions.patch(session_id, owner, model=body.model,
                                   permission_mode=body.permission_mode,
                                   metadata=body.metadata)
-    return sessions.to_api(record)
+    return await sessions.view(record)
 
 
 @router.delete("/{session_id}", status_code=204, responses=ERRORS)
@@ -122,11 +122,10 @@ async def send_message(sessions: Sessions, owner: Owner, settings: SettingsDep,
     try:
         return turn_result_to_api(await asyncio.wait_for(asyncio.shield(pending.done), timeout))
     except TimeoutError:
-        live = sessions.live(session_id)
-        running = live is not None and live.current is pending
         # A turn that waits for a permission answer is not a hang: say what it waits for.
-        return JSONResponse({"turnId": pending.id, "status": "running" if running else "queued",
-                             "waitingForPermission": sessions.waiting(
+        return JSONResponse({"turnId": pending.id,
+                             "status": await sessions.turn_status(session_id, pending),
+                             "waitingForPermission": await sessions.waiting_for(
                                  session_id, pending.id)}, status_code=202)
 
 
@@ -140,7 +139,8 @@ async def replay_turn(sessions: SessionManager, settings: Settings, session_id: 
     if turn.outcome is not None and turn.status in ENDED_TURN_STATUSES:
         return turn_result_to_api(TurnOutcome.of_record(turn))
     return JSONResponse({"turnId": turn_id, "status": turn.status,
-                         "waitingForPermission": sessions.waiting(session_id, turn_id)},
+                         "waitingForPermission": await sessions.waiting_for(session_id,
+                                                                            turn_id)},
                         status_code=202)
 
 

@@ -13,7 +13,7 @@ from claude_gateway.services.permissions import PermissionBroker
 from claude_gateway.services.sessions.activity import Activity, describe_activity
 from claude_gateway.services.sessions.creation import SessionRecords
 from claude_gateway.services.sessions.cursor import decode_cursor, encode_cursor
-from claude_gateway.services.sessions.state import LiveSession, LiveSessions
+from claude_gateway.services.sessions.state import LiveSession, LiveSessions, PendingTurn
 from claude_gateway.services.sessions.supervisor import ProcessSupervisor
 from claude_gateway.services.workspace_locks import WorkspaceLocks
 from claude_gateway.storage.base import Store
@@ -23,12 +23,14 @@ from claude_gateway.storage.records import (
     SessionRecord,
     TurnRecord,
 )
-from claude_gateway.wire import session_to_api
+from claude_gateway.settings import Settings
+from claude_gateway.wire import session_to_api, waiting_to_api
 
 
 class SessionReads:
     """The read side of :class:`SessionManager` (which sets these attributes)."""
 
+    settings: Settings
     store: Store
     events: EventLog
     permissions: PermissionBroker
@@ -52,9 +54,44 @@ class SessionReads:
         return self._live.snapshot()
 
     def to_api(self, record: SessionRecord) -> dict[str, Any]:
+        """The session as this node knows it (its queue and waiting requests are in
+        memory here when it runs here)."""
         live = self._live.get(record.id)
         return session_to_api(record, queue_depth=len(live.queued) if live else 0,
                               waiting=self.permissions.waiting(record.id))
+
+    def _runs_elsewhere(self, record: SessionRecord) -> bool:
+        live = self._live.get(record.id)
+        return (not self.settings.single_node and record.node is not None
+                and record.node != self.settings.node_id
+                and (live is None or live.fence is None))
+
+    async def view(self, record: SessionRecord) -> dict[str, Any]:
+        """The session for a client: like :meth:`to_api`, with the queue and waiting
+        requests read from the store when another node runs it."""
+        if not self._runs_elsewhere(record):
+            return self.to_api(record)
+        queued = await self.store.list_turns(record.id, ["queued"])
+        return session_to_api(record, queue_depth=len(queued),
+                              waiting=await self.waiting_for(record.id))
+
+    async def waiting_for(self, session_id: str, turn_id: str | None = None
+                          ) -> list[dict[str, Any]]:
+        """Permission requests the session's agent waits on now, on whichever node."""
+        local = self.permissions.waiting(session_id, turn_id)
+        if local or self.settings.single_node:
+            return local
+        return [waiting_to_api(p) for p in await self.store.list_permissions(
+            session_id=session_id, statuses=["pending"])
+            if turn_id is None or p.turn_id == turn_id]
+
+    async def turn_status(self, session_id: str, pending: PendingTurn) -> str:
+        """``running`` or ``queued`` (or how it ended), on whichever node it runs."""
+        if pending.remote:
+            turn = await self.store.get_turn(pending.id)
+            return turn.status if turn is not None else "queued"
+        live = self._live.get(session_id)
+        return "running" if live is not None and live.current is pending else "queued"
 
     def footprint(self) -> dict[str, int]:
         """Sizes of the in-memory state it holds (for leak checks): each drops back to
@@ -98,10 +135,6 @@ class SessionReads:
         if turn is None or turn.session_id != session_id:
             raise SessionNotFound(session_id)
         return turn
-
-    def waiting(self, session_id: str, turn_id: str | None = None) -> list[dict[str, Any]]:
-        """Permission requests the session's agent waits on now (of one turn, if given)."""
-        return self.permissions.waiting(session_id, turn_id)
 
     async def conversation(self, claude_session_id: str, principal: Principal
                            ) -> SessionRecord:
