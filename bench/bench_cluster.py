@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, for tests/
-from bench.bench_sessions import (  # noqa: E402
+from bench.bench_sessions import (
     RESULTS,
     GatewayProcess,
     free_port,
@@ -41,9 +41,10 @@ from bench.bench_sessions import (  # noqa: E402
     timed,
     wait_idle,
 )
-from claude_gateway.mock_model import MockModel, MockModelServer  # noqa: E402
-from tests.helpers.gateway_process import start_gateway_process  # noqa: E402
-from tests.helpers.postgres import scratch_database  # noqa: E402
+from tests.helpers.gateway_process import start_gateway_process
+from tests.helpers.postgres import scratch_database
+
+from claude_gateway.mock_model import MockModel, MockModelServer
 
 LONG_ANSWER = "@reply " + "w " * 3000
 

@@ -16,6 +16,7 @@ from claude_gateway.services.sessions.cursor import decode_cursor, encode_cursor
 from claude_gateway.services.sessions.state import LiveSession, LiveSessions, PendingTurn
 from claude_gateway.services.sessions.supervisor import ProcessSupervisor
 from claude_gateway.services.workspace_locks import WorkspaceLocks
+from claude_gateway.settings import Settings
 from claude_gateway.storage.base import Store
 from claude_gateway.storage.records import (
     EventRecord,
@@ -23,7 +24,6 @@ from claude_gateway.storage.records import (
     SessionRecord,
     TurnRecord,
 )
-from claude_gateway.settings import Settings
 from claude_gateway.wire import session_to_api, waiting_to_api
 
 
