@@ -215,6 +215,9 @@ class Store(Protocol):
         """Nodes seen within ``ttl`` seconds, with how many leases each holds."""
         ...
     async def forget_node(self, node_id: str) -> None: ...
+    async def forget_gone_nodes(self, unseen_for: float) -> int:
+        """Drop the rows of nodes not seen for this many seconds; how many."""
+        ...
 
     # the inbox between nodes, workspace holds (see storage/sql/cluster.py)
     async def send_command(self, command: CommandRecord) -> int:

@@ -274,6 +274,9 @@ async def nodes_are_seen_until_they_go(store: Store) -> None:
            "nodes after one went")
     _equal(await store.lease("s1"), None, "the leases of a node that went")
     _equal(await store.live_nodes(-1), [], "nodes not seen within the time given")
+    _equal(await store.forget_gone_nodes(3600), 0, "no node is gone for an hour")
+    _equal(await store.forget_gone_nodes(-1), 1, "nodes not seen within the time given go")
+    _equal(await store.live_nodes(3600), [], "nodes after the gone ones went")
 
 
 async def session_caps_are_counted_in_the_store(store: Store) -> None:
@@ -349,6 +352,23 @@ async def busy_turns_are_counted_per_owner(store: Store) -> None:
     _equal(await store.count_busy_turns("k3"), 0, "a key without turns")
 
 
+async def sessions_left_behind_by_gone_nodes_are_found(store: Store) -> None:
+    moment = datetime.now(UTC)
+    for sid, status in [("busy", "stopped"), ("live", "idle"), ("held", "idle"),
+                        ("rest", "stopped"), ("mine", "idle")]:
+        await store.create_session(session(sid, status=status))
+    await store.create_turn(TurnRecord(id="t1", session_id="busy", status="queued",
+                                       prompt="p", created_at=moment))
+    for sid in ("busy", "live", "rest"):
+        await store.claim_lease(sid, "node-a", -1)  # run out
+    await store.claim_lease("held", "node-a", 60)  # still held
+    await store.claim_lease("mine", "node-b", -1)
+    _equal(sorted(await store.sessions_left_behind("node-b")), ["busy", "live"],
+           "sessions a gone node left with work (a queued turn, a live status)")
+    _equal(sorted(await store.sessions_left_behind("node-a")), ["mine"],
+           "what another node sees")
+
+
 async def transcripts_pass_the_sdk_suite(make_store: MakeStore) -> None:
     """The SDK's SessionStore contracts, each on a fresh store."""
     made: list[Store] = []
@@ -374,7 +394,8 @@ CONTRACTS: dict[str, Callable[[Store], Awaitable[None]]] = {
         leases_fence_the_writes_of_a_node_that_lost_its_session,
         nodes_are_seen_until_they_go, session_caps_are_counted_in_the_store,
         commands_go_to_their_node_and_come_back_answered,
-        workspaces_are_held_by_one_session_on_every_node, busy_turns_are_counted_per_owner)
+        workspaces_are_held_by_one_session_on_every_node, busy_turns_are_counted_per_owner,
+        sessions_left_behind_by_gone_nodes_are_found)
 }
 """Every contract by name (``transcripts`` runs the SDK's suite besides)."""
 

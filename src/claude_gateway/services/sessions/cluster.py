@@ -147,7 +147,9 @@ class Sweeper:
             self._task = None
 
     async def sweep(self) -> int:
-        """One pass; how many sessions it took over."""
+        """One pass; how many sessions it took over. Rows of nodes gone for a while
+        (a hundred lease TTLs) are dropped too."""
+        await self.store.forget_gone_nodes(self.interval * 300)
         taken = 0
         for session_id in await self.store.sessions_left_behind(self.node_id):
             try:

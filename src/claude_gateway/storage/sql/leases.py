@@ -183,3 +183,15 @@ class LeaseRows(SqlEngine):
                 conn.execute(text("SELECT pg_notify('cgw_inbox', 's')"))
 
         await self._write(work)
+
+    async def forget_gone_nodes(self, unseen_for: float) -> int:
+        """Rows of nodes not seen for ``unseen_for`` seconds (they died) go; how many.
+        Their leases ran out long ago; the rows stay (generations only grow)."""
+        table = schema.nodes
+
+        def work(conn: Connection) -> int:
+            since = db_now(conn) - timedelta(seconds=unseen_for)
+            return int(conn.execute(delete(table).where(table.c.last_seen_at < since))
+                       .rowcount)
+
+        return await self._write(work)
