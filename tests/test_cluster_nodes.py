@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import anyio
 import httpx
 import psycopg
 import pytest
+from websockets.asyncio.client import connect
 
 from claude_gateway.mock_model import MockModelServer
 from tests.helpers.api import new_session
@@ -367,6 +369,58 @@ async def test_through_nginx_a_stream_whose_node_dies_resumes_with_last_event_id
                                          params={"follow": "false"})).json()["events"]
             assert [e["seq"] for e in seen] == list(range(1, last + 1))
             assert resumed == [e for e in everything if e["seq"] > last]
+            # A WebSocket through nginx too (the upgrade passes), resuming at a seq.
+            ws_url = url.replace("http://", "ws://")
+            async with connect(f"{ws_url}/v1/sessions/{session_id}/ws?after={last}") as ws:
+                replayed = await frames_until(ws, lambda f: f.get("seq") == everything[-1][
+                    "seq"])
+                assert [f["seq"] for f in replayed] == [e["seq"] for e in everything
+                                                         if e["seq"] > last]
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
+
+
+async def frames_until(ws: Any, predicate: Any) -> list[dict[str, Any]]:
+    frames = []
+    with anyio.fail_after(60):
+        while True:
+            frame = json.loads(await ws.recv())
+            frames.append(frame)
+            if predicate(frame):
+                return frames
+
+
+async def test_websocket_frames_on_one_node_act_on_a_session_another_node_runs(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.nodes[0], cluster.nodes[1]
+    async with a.client() as on_a:
+        session_id = await new_session(on_a)
+        write = '@tool Write {"file_path": "ws.txt", "content": "approved on b"}'
+        ready = await on_a.post(f"/v1/sessions/{session_id}/messages",
+                                json={"prompt": "@reply ready"})
+        assert ready.json()["result"] == "ready"  # its CLI runs on A
+        ws_url = b.url.replace("http://", "ws://")
+        async with connect(f"{ws_url}/v1/sessions/{session_id}/ws?after=0") as ws:
+            await ws.send(json.dumps({"type": "prompt", "clientId": "p1",
+                                      "prompt": f"Write it.\n{write}\n@reply Done."}))
+            frames = await frames_until(ws, lambda f: f.get("type") == "permission.requested")
+            ack = next(f for f in frames if f.get("type") == "ack")
+            request = frames[-1]["data"]
+            await ws.send(json.dumps({"type": "permission", "clientId": "a1",
+                                      "requestId": request["requestId"],
+                                      "decision": "allow"}))
+            frames = await frames_until(ws, lambda f: f.get("type") == "turn.completed")
+            assert {"type": "ack", "clientId": "a1", "requestId": request["requestId"],
+                    "turnId": ack["turnId"], "status": "allowed"} in frames
+            assert frames[-1]["data"]["result"] == "Done."
+            await ws.send(json.dumps({"type": "prompt", "clientId": "p2",
+                                      "prompt": LONG}))
+            await frames_until(ws, lambda f: f.get("type") == "message.delta")
+            await ws.send(json.dumps({"type": "interrupt", "clientId": "i1"}))
+            frames = await frames_until(ws, lambda f: f.get("type") == "turn.interrupted")
+            assert {"type": "ack", "clientId": "i1", "interrupted": True} in frames
+        assert (await session_on(on_a, session_id))["node"] == "node-a"
+    # The agent on A wrote it, approved over a socket on B.
+    assert (cluster.root / session_id / "ws.txt").read_text() == "approved on b"
