@@ -172,8 +172,9 @@ ERROR_CODES: dict[ErrorCode, CodeInfo] = {
     E.SESSION_ENDED: CodeInfo(409, "The session has ended (a turn: it ended while the "
                               "turn waited or ran).", turn=True),
     E.SESSION_EXPIRED: CodeInfo(409, "The session expired (its TTL passed)."),
-    E.SESSION_ON_ANOTHER_NODE: CodeInfo(409, "Another gateway node runs this session's CLI "
-                                        "(send the request to that node for now).",
+    E.SESSION_ON_ANOTHER_NODE: CodeInfo(409, "Another gateway node took this session's CLI "
+                                        "over while the request was on its way (rare: "
+                                        "send it again, any node forwards it).",
                                         turn=True),
     E.PERMISSION_ALREADY_RESOLVED: CodeInfo(409, "The permission request was answered, "
                                             "timed out or was cancelled."),

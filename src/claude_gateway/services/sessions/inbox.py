@@ -17,6 +17,7 @@ after it has taken the session over (a prompt's turn id is chosen by the sender)
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ logger = logging.getLogger("claude_gateway.cluster")
 Execute = Callable[[CommandRecord], Awaitable[dict[str, Any]]]
 ANSWER_TIMEOUT_SECONDS = 120.0
 """How long a sender waits for a live owner's answer before it gives up (503)."""
+EARLY_ANSWERS = 1000
 KEEP_COMMANDS = timedelta(hours=1)
 """Answered (and any other) commands are dropped after this long."""
 
@@ -71,6 +73,8 @@ class Inbox:
         self.poll_seconds = poll_seconds
         self.execute = execute
         self._answers: dict[int, asyncio.Event] = {}
+        self._early: collections.OrderedDict[int, None] = collections.OrderedDict()
+        """Answers notified before their sender started waiting (the last few)."""
         self._wake = asyncio.Event()
         self._listener: Listener | None = None
         self._task: asyncio.Task[None] | None = None
@@ -105,9 +109,14 @@ class Inbox:
             self.on_sweep()
         elif what.startswith("a "):
             with contextlib.suppress(ValueError):
-                waiting = self._answers.get(int(what[2:]))
+                command_id = int(what[2:])
+                waiting = self._answers.get(command_id)
                 if waiting is not None:
                     waiting.set()
+                else:  # answered before its sender got the id back from the store
+                    self._early[command_id] = None
+                    while len(self._early) > EARLY_ANSWERS:
+                        self._early.popitem(last=False)
 
     def _gap(self) -> None:
         self._wake.set()
@@ -124,6 +133,9 @@ class Inbox:
         woken = asyncio.Event()
         command_id = await self.store.send_command(command)
         self._answers[command_id] = woken
+        if command_id in self._early:
+            del self._early[command_id]
+            woken.set()
         try:
             deadline = asyncio.get_running_loop().time() + ANSWER_TIMEOUT_SECONDS
             while True:
