@@ -153,6 +153,10 @@ async def test_any_node_serves_any_session_and_a_killed_one_loses_nothing(
             assert first.status_code == 200 and first.json()["result"] == "one"
             assert (await session_on(on_c, session_id))["node"] == "node-a"
             await follower.until(turn_end(first.json()["turnId"]))
+            status = (await on_c.get("/v1/status")).json()
+            assert status["node"] == "node-c"
+            assert {n["id"]: n["sessions"] for n in status["nodes"]} == {
+                "node-a": 1, "node-b": 0, "node-c": 0}
 
             # C's LISTEN connection is cut: its stream goes on (it polls, reconnects).
             with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
@@ -192,8 +196,14 @@ async def test_any_node_serves_any_session_and_a_killed_one_loses_nothing(
         assert seqs == list(range(1, seqs[-1] + 1))  # no gap, no repeat, through C
         lost = [e for e in follower.events if is_turn_end(e) and e["turnId"] == lost_turn]
         assert [e["data"]["error"]["code"] for e in lost] == ["NODE_LOST"]
-        assert (await session_on(on_c, session_id))["node"] in ("node-b", "node-c")
+        owner = (await session_on(on_c, session_id))["node"]
+        assert owner in ("node-b", "node-c")
         assert len(cluster.cli_pids()) == 1  # one CLI for the session, on its new node
+        # A dropped out of the nodes (not seen for a TTL); each node has a last-seen time.
+        nodes = (await on_b.get("/v1/status")).json()["nodes"]
+        assert {n["id"]: n["sessions"] for n in nodes} == {
+            "node-b": int(owner == "node-b"), "node-c": int(owner == "node-c")}
+        assert all(n["lastSeenAt"].endswith("Z") for n in nodes)
     # The conversation went on from the transcript in the database.
     assert mock_model.model.requests[-1].user_texts()[0] == "First.\n@reply one"
 
