@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
 from claude_gateway.mock_model import MockModelServer
 from tests.helpers.api import assert_error, auth, events_of
 from tests.helpers.gateway import Gateway
+from tests.helpers.sse import collect
 
 pytestmark = pytest.mark.anyio
 
@@ -253,3 +255,45 @@ async def test_file_tools_never_reach_another_keys_directory_even_if_approved(
     assert not any("alice's secret" in json.dumps(r.messages)
                    for r in mock_model.model.requests)
     assert not (config / "planted.json").exists()
+
+
+async def test_pending_permissions_across_sessions_are_only_the_callers(
+    two_keys: Gateway,
+) -> None:
+    write = '@tool Write {"file_path": "x.txt", "content": "x"}\n@reply done'
+    asked: dict[str, list[str]] = {}
+    for name, key in (("alice", ALICE), ("bob", BOB), ("alice", ALICE)):
+        async with two_keys.client(headers=auth(key)) as client:
+            session_id = (await client.post("/v1/sessions", json={})).json()["id"]
+            turn = await client.post(f"/v1/sessions/{session_id}/messages",
+                                     json={"prompt": write, "timeoutMs": 0})
+            assert turn.status_code == 202
+            await wait_for_pending(client, session_id)
+            asked.setdefault(name, []).append(session_id)
+    async with two_keys.client(headers=auth(ALICE)) as alice, \
+            two_keys.client(headers=auth(BOB)) as bob, \
+            two_keys.client(headers=auth(ROOT)) as root:
+        alices = (await alice.get("/v1/permissions")).json()["permissions"]
+        assert [p["sessionId"] for p in alices] == asked["alice"]  # oldest first
+        assert all(p["toolName"] == "Write" and p["input"]["file_path"].endswith("x.txt")
+                   for p in alices)
+        bobs = (await bob.get("/v1/permissions")).json()["permissions"]
+        assert [p["sessionId"] for p in bobs] == asked["bob"]
+        everyone = (await root.get("/v1/permissions")).json()["permissions"]
+        assert len(everyone) == 3
+        # Allowing one answers exactly that request.
+        first = alices[0]
+        allowed = await alice.post(
+            f"/v1/sessions/{first['sessionId']}/permissions/{first['requestId']}",
+            json={"decision": "allow"})
+        assert allowed.status_code == 200
+        left = (await alice.get("/v1/permissions")).json()["permissions"]
+        assert [p["requestId"] for p in left] == [alices[1]["requestId"]]
+    async with two_keys.client() as nobody:
+        assert_error(await nobody.get("/v1/permissions"), 401, "UNAUTHORIZED")
+
+
+async def wait_for_pending(client: httpx.AsyncClient, session_id: str) -> None:
+    with anyio.fail_after(30):
+        await collect(client, "GET", f"/v1/sessions/{session_id}/events",
+                      until=lambda e: e["type"] == "permission.requested")

@@ -152,6 +152,7 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
     app.include_router(status.router)
     app.include_router(sessions.router)
     app.include_router(permissions.router)
+    app.include_router(permissions.pending_router)
     app.include_router(websocket.router)
     app.include_router(files.router)
     app.include_router(runs.router)

@@ -1,4 +1,5 @@
-"""``/v1/sessions/{id}/permissions``: pending tool calls and the answers to them."""
+"""``/v1/sessions/{id}/permissions``: pending tool calls and the answers to them;
+``/v1/permissions``: every pending one of the caller's sessions."""
 
 from __future__ import annotations
 
@@ -18,6 +19,18 @@ from claude_gateway.wire import permission_to_api
 
 router = APIRouter(prefix="/v1/sessions", tags=["permissions"],
                    responses=error_responses(ErrorOut))
+pending_router = APIRouter(prefix="/v1/permissions", tags=["permissions"],
+                           responses=error_responses(ErrorOut))
+
+
+@pending_router.get("", response_model=PermissionListOut)
+async def pending_permissions(permissions: Permissions, owner: Owner) -> dict[str, Any]:
+    """Requests waiting for an answer across the caller's sessions (an admin key: every
+    session's), oldest first, each with its `sessionId`: one person keeps many agents
+    moving."""
+    pending = await permissions.store.list_permissions(statuses=["pending"], owner=owner)
+    return {"permissions": [{**permission_to_api(r), "sessionId": r.session_id}
+                            for r in pending]}
 
 
 @router.get("/{session_id}/permissions", response_model=PermissionListOut,

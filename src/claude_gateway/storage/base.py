@@ -141,8 +141,10 @@ class Store(Protocol):
     # permission requests (created and resolved through append_events' StateChange)
     async def get_permission(self, permission_id: str) -> PermissionRecord | None: ...
     async def list_permissions(self, *, session_id: str | None = None,
-                               statuses: Sequence[str] | None = None
-                               ) -> list[PermissionRecord]: ...
+                               statuses: Sequence[str] | None = None,
+                               owner: str | None = None) -> list[PermissionRecord]:
+        """Oldest first; ``owner``: only the requests of that owner's sessions."""
+        ...
 
     # event log
     async def append_events(self, session_id: str, events: Sequence[NewEvent],

@@ -195,6 +195,15 @@ async def permissions_live_and_resolve_with_their_events(store: Store) -> None:
     _equal(await store.get_permission("perm_1"), request, "a permission request read back")
     _equal([p.id for p in await store.list_permissions(statuses=["pending"])], ["perm_1"],
            "pending requests")
+    await store.create_session(session("s2", owner="bob"))
+    await store.append_events("s2", [NewEvent("permission.requested", {}, "t2")], StateChange(
+        new_permission=PermissionRecord(id="perm_2", session_id="s2", tool_name="Bash",
+                                        input={}, status="pending",
+                                        created_at=moment + timedelta(seconds=1))))
+    _equal([p.id for p in await store.list_permissions(statuses=["pending"])],
+           ["perm_1", "perm_2"], "pending requests of every session, oldest first")
+    _equal([p.id for p in await store.list_permissions(statuses=["pending"], owner="bob")],
+           ["perm_2"], "pending requests of one owner's sessions")
     await store.append_events("s1", [NewEvent("permission.resolved", {}, "t1")], StateChange(
         permission_id="perm_1", permission={"status": "allowed", "resolved_at": moment,
                                             "resolution": {"decision": "allow"}}))

@@ -47,10 +47,14 @@ class PermissionRows(SqlEngine):
         return await self._read(work)
 
     async def list_permissions(self, *, session_id: str | None = None,
-                               statuses: Sequence[str] | None = None
-                               ) -> list[PermissionRecord]:
+                               statuses: Sequence[str] | None = None,
+                               owner: str | None = None) -> list[PermissionRecord]:
         table = schema.permissions
         query = select(table)
+        if owner is not None:
+            sessions = schema.sessions
+            query = query.join(sessions, sessions.c.id == table.c.session_id).where(
+                sessions.c.owner == owner)
         if session_id is not None:
             query = query.where(table.c.session_id == session_id)
         if statuses is not None:
