@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from claude_gateway import __version__
 from claude_gateway.api import (
+    console,
     docs,
     files,
     health,
@@ -159,6 +160,7 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
     app.include_router(openai.router)
     mcp.mount(app)
     docs.mount(app)
+    console.mount(app)
     document_security(app)
     return app
 

@@ -19,11 +19,17 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from claude_gateway.api.docs import is_public
+from claude_gateway.api import console, docs
 from claude_gateway.api.errors import error_payload, send_error
 from claude_gateway.errors import ApiError, ErrorCode, PayloadTooLarge, RequestTimeout
 from claude_gateway.services.auth import KeyRing, Principal
 from claude_gateway.settings import Settings
+
+
+def is_public(path: str) -> bool:
+    """Pages a browser loads without a key: the API reference and the console."""
+    return docs.is_public(path) or console.is_public(path)
+
 
 PUBLIC_PATHS = {("GET", "/health"), ("HEAD", "/health")}
 UPLOAD_PREFIX = "/v1/files/"

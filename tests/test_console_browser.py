@@ -1,0 +1,195 @@
+"""The web console in a real Chromium, as a user would use it: sign in, create a
+session, send a prompt and see the streamed reply once, answer a permission prompt,
+approve across sessions; with the key kept in sessionStorage only and nothing run that
+a model or a file name says."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+
+from claude_gateway.mock_model import MockModelServer
+from tests.helpers.api import auth
+from tests.helpers.gateway import Gateway
+from tests.helpers.sse import collect
+
+pytestmark = pytest.mark.anyio
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ALICE = "alice-console-key-0123456789"
+BOB = "bob-console-key-0123456789ab"
+KEYS = [{"name": "alice", "key": ALICE}, {"name": "bob", "key": BOB}]
+SHOTS = Path(__file__).parent.parent / "test-screenshots"
+WRITE = '@tool Write {"file_path": "hello.txt", "content": "hi from the console"}'
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def open_console(browser: Browser, gateway: Gateway, *, width: int = 1200,
+                       height: int = 900) -> tuple[Page, list[str], list[str]]:
+    page = await browser.new_page(viewport={"width": width, "height": height})
+    problems: list[str] = []
+    urls: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        # A refused key is a 401 the browser reports as a failed load: expected.
+        if message.type == "error" and "status of 401" not in message.text:
+            problems.append(message.text)
+
+    page.on("console", on_console)
+    page.on("request", lambda request: urls.append(request.url))
+    return page, problems, urls
+
+
+async def sign_in(page: Page, key: str) -> None:
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("button", name="New session")).to_be_visible()
+
+
+async def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def test_sign_in_create_a_session_send_and_allow_a_tool(
+    start_gateway: Any, browser: Browser, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway(api_keys=KEYS)
+    page, problems, urls = await open_console(browser, gateway)
+    response = await page.goto(f"{gateway.url}/")
+    assert response is not None and response.status == 200  # public page, private API
+    assert response.headers["content-type"].startswith("text/html")
+    policy = response.headers["content-security-policy"]
+    scripts = policy.split("script-src ", 1)[1].split(";", 1)[0].split()
+    assert scripts == ["'self'"]
+
+    # A wrong key: the API's own message, and the field stays.
+    await page.get_by_label("API key").fill("not-a-key-at-all-0000")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_contain_text("API key")
+    await expect(page.get_by_label("API key")).to_be_visible()
+    await shot(page, "sign-in")
+    await sign_in(page, ALICE)
+
+    await page.get_by_role("button", name="New session").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog.get_by_label("Permission mode")).to_have_value("default")
+    await dialog.get_by_role("button", name="Create session").click()
+    await expect(page.get_by_label("Prompt", exact=True)).to_be_visible()
+    session_id = (await page.evaluate("() => location.hash")).rsplit("/", 1)[1]
+    async with gateway.client(headers=auth(ALICE)) as client:
+        listed = (await client.get("/v1/sessions")).json()["sessions"]
+        assert [s["id"] for s in listed] == [session_id]  # exactly one made
+
+    # A prompt whose agent wants to write a file: the banner names the tool and path.
+    await page.get_by_label("Prompt", exact=True).fill(
+        f"Write it.\n{WRITE}\n@reply Written, all done.")
+    await page.get_by_role("button", name="Send").click()
+    banner = page.get_by_role("group", name="Permission: Write")
+    await expect(banner).to_contain_text("hello.txt")
+    await expect(page.get_by_role("button", name="Always allow")).to_be_visible()
+    await shot(page, "permission")
+    await banner.get_by_role("button", name="Allow", exact=True).click()
+    await expect(banner).to_have_count(0)
+    log = page.get_by_role("log")
+    await expect(log).to_have_count(1)
+    await expect(log).to_contain_text("Written, all done.")
+    await expect(log.get_by_text("Written, all done.")).to_have_count(1)  # once, not twice
+    await expect(log).to_contain_text("Turn completed")
+    await expect(page.get_by_text("tokens of context")).to_contain_text("$0.0")  # budget, cost
+    await shot(page, "session")
+    workspace = gateway.settings.workspace_root / "alice" / session_id
+    assert (workspace / "hello.txt").read_text() == "hi from the console"
+
+    # A streamed reply shows as it arrives, then once; interrupt ends a long turn.
+    await page.get_by_label("Prompt", exact=True).fill("@slow 0.3\n@reply " + "word " * 40)
+    await page.get_by_role("button", name="Send").click()
+    await expect(log).to_contain_text("word word")
+    await page.get_by_role("button", name="Interrupt").click()
+    await expect(log).to_contain_text("Turn interrupted")
+
+    # The key: in sessionStorage only, never in a URL, a cookie or localStorage.
+    stored = await page.evaluate("() => [sessionStorage.getItem('claude-gateway.key'),"
+                                 " localStorage.length, document.cookie]")
+    assert stored == [ALICE, 0, ""]
+    assert not [url for url in urls if ALICE in url]
+    assert not [url for url in urls if not url.startswith(gateway.url)]
+    assert not problems, problems
+
+
+async def test_approvals_across_sessions_on_a_phone_and_nothing_of_another_key(
+    start_gateway: Any, browser: Browser, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway(api_keys=KEYS)
+    asked: list[str] = []
+    async with gateway.client(headers=auth(ALICE)) as alice:
+        for _ in range(2):
+            session_id = (await alice.post("/v1/sessions", json={})).json()["id"]
+            await alice.post(f"/v1/sessions/{session_id}/messages", json={
+                "prompt": f"{WRITE}\n@reply ok", "timeoutMs": 0})
+            events = await collect(alice, "GET", f"/v1/sessions/{session_id}/events",
+                                   until=lambda e: e["type"] == "permission.requested")
+            asked.append(events[-1]["data"]["requestId"])
+    page, problems, _ = await open_console(browser, gateway, width=390, height=844)
+    await page.goto(f"{gateway.url}/")
+    await sign_in(page, ALICE)
+    await page.get_by_role("link", name="Approvals").click()
+    allow = page.get_by_role("button", name="Allow", exact=True)
+    await expect(allow).to_have_count(2)
+    wide = await page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
+    assert not wide  # no sideways scrolling on a phone
+    await shot(page, "approvals-phone")
+    await allow.first.click()
+    await expect(allow).to_have_count(1)
+    async with gateway.client(headers=auth(ALICE)) as alice:
+        left = (await alice.get("/v1/permissions")).json()["permissions"]
+    assert [p["requestId"] for p in left] == [asked[1]]  # exactly the first was answered
+
+    # Bob, signed in on another page, sees none of alice's sessions or requests.
+    other, _, _ = await open_console(browser, gateway)
+    await other.goto(f"{gateway.url}/")
+    await sign_in(other, BOB)
+    await expect(other.get_by_text("No sessions.")).to_be_visible()
+    await other.get_by_role("link", name="Approvals").click()
+    await expect(other.get_by_text("Nothing is waiting")).to_be_visible()
+    assert not problems, problems
+
+
+async def test_what_a_model_says_is_shown_as_text_and_never_runs(
+    start_gateway: Any, browser: Browser, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway()  # no keys: the console opens directly
+    attack = "<img src=x onerror=\"window.__owned=1\"><script>window.__owned=2</script>"
+    page, problems, _ = await open_console(browser, gateway)
+    await page.goto(f"{gateway.url}/")
+    await page.get_by_role("button", name="New session").click()
+    await page.get_by_role("dialog").get_by_label("Workspace").fill("x<b>y")
+    await page.get_by_role("dialog").get_by_role("button", name="Create session").click()
+    await page.get_by_label("Prompt", exact=True).fill(f"{attack}\n@reply {attack}")
+    await page.get_by_role("button", name="Send").click()
+    log = page.get_by_role("log")
+    await shot(page, "xss-before")
+    await expect(log).to_contain_text("Turn completed", timeout=20_000)
+    assert await page.evaluate("() => window.__owned") is None
+    assert await log.locator("img").count() == 0
+    assert (await log.get_by_text(attack).count()) == 2  # the prompt and the reply, as text
+    await page.get_by_role("link", name="Sessions").click()
+    await expect(page.get_by_role("link", name="x<b>y")).to_be_visible()
+    assert await page.evaluate("() => window.__owned") is None
+    assert not problems, problems
