@@ -6,6 +6,8 @@ a model or a file name says."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from claude_gateway.mock_model import MockModelServer
 from tests.helpers.api import auth
-from tests.helpers.gateway import Gateway
+from tests.helpers.gateway import Gateway, free_port, wait_healthy
+from tests.helpers.gateway_process import start_gateway_process
 from tests.helpers.sse import collect
 
 pytestmark = pytest.mark.anyio
@@ -193,3 +196,42 @@ async def test_what_a_model_says_is_shown_as_text_and_never_runs(
     await expect(page.get_by_role("link", name="x<b>y")).to_be_visible()
     assert await page.evaluate("() => window.__owned") is None
     assert not problems, problems
+
+
+async def test_the_session_view_reconnects_after_a_restart_with_nothing_lost_or_twice(
+    browser: Browser, mock_model: MockModelServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    gateway = start_gateway_process(tmp_path, mock_model.url, port)
+    again: subprocess.Popen[bytes] | None = None
+    try:
+        await wait_healthy(url)
+        page = await browser.new_page()
+        await page.goto(f"{url}/")
+        await page.get_by_role("button", name="New session").click()
+        await page.get_by_role("dialog").get_by_role("button", name="Create session").click()
+        await page.get_by_label("Prompt", exact=True).fill("@reply before the restart")
+        await page.get_by_role("button", name="Send").click()
+        log = page.get_by_role("log")
+        await expect(log).to_contain_text("before the restart")
+        await expect(log).to_contain_text("Turn completed")
+
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=30)
+        await expect(page.get_by_text("Reconnecting")).to_be_visible(timeout=20_000)
+        again = start_gateway_process(tmp_path, mock_model.url, port)
+        await wait_healthy(url)
+        await expect(page.get_by_text("Reconnecting")).to_have_count(0, timeout=20_000)
+        await page.get_by_label("Prompt", exact=True).fill("@reply after the restart")
+        await page.get_by_role("button", name="Send").click()
+        await expect(log).to_contain_text("after the restart")
+        await expect(log.get_by_text("Turn completed")).to_have_count(2)
+        await expect(log.get_by_text("before the restart", exact=True)).to_have_count(1)
+        await expect(log.get_by_text("after the restart", exact=True)).to_have_count(1)
+        await shot(page, "reconnected")
+    finally:
+        for process in (gateway, again):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
