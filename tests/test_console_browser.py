@@ -235,3 +235,46 @@ async def test_the_session_view_reconnects_after_a_restart_with_nothing_lost_or_
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
+
+
+async def test_files_of_a_session_upload_view_and_delete(
+    start_gateway: Any, browser: Browser, tmp_path: Path
+) -> None:
+    gateway: Gateway = start_gateway(api_keys=KEYS)
+    async with gateway.client(headers=auth(ALICE)) as alice:
+        session_id = (await alice.post("/v1/sessions", json={"workspace": "proj"})).json()["id"]
+        await alice.put("/v1/files/proj/src/main.py", content=b"print('hello')\n")
+    hostile = '<img src=x onerror="window.__owned=3">.txt'
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    (upload / hostile).write_text("uploaded through the console")
+    page, problems, urls = await open_console(browser, gateway)
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.goto(f"{gateway.url}/")
+    await sign_in(page, ALICE)
+    await page.get_by_role("link", name="proj").click()
+    await page.get_by_role("link", name="Files").click()
+    await page.get_by_role("link", name="src/").click()
+    await page.get_by_role("button", name="main.py", exact=True).click()
+    await expect(page.get_by_text("print('hello')")).to_be_visible()
+    await page.get_by_role("link", name="proj").first.click()  # back up, by the crumbs
+    await page.get_by_role("link", name="Files").click()
+    await page.get_by_label("Upload").set_input_files(str(upload / hostile))
+    await expect(page.get_by_role("button", name=hostile, exact=True)).to_be_visible()
+    await shot(page, "files")
+    home = gateway.settings.workspace_root / "alice" / "proj"
+    assert (home / hostile).read_text() == "uploaded through the console"
+    await page.get_by_role("button", name=f"Delete {hostile}").click()
+    await expect(page.get_by_role("button", name=hostile, exact=True)).to_have_count(0)
+    assert not (home / hostile).exists()
+    assert await page.evaluate("() => window.__owned") is None
+    assert not [url for url in urls if ALICE in url]
+    # The raw event log, from any seq.
+    await page.goto(f"{gateway.url}/#/events/{session_id}")
+    rows = page.locator("tr.event")
+    await expect(rows.first).to_contain_text("session.created")
+    await page.get_by_label("From seq").fill("2")
+    await page.get_by_label("From seq").press("Enter")
+    await expect(rows.first.locator("td").first).to_have_text("2")
+    await shot(page, "events")
+    assert not problems, problems

@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 STATIC = Path(__file__).resolve().parent.parent / "console"
 ASSETS = "/console"
-POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
           "font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; "
           "frame-ancestors 'none'; manifest-src 'self'")
 

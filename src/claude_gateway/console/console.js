@@ -195,9 +195,9 @@ async function sessionsScreen() {
 // SSE read with fetch (an EventSource cannot send the key in a header, and the key never
 // goes in a URL). After a dropped connection it comes back with Last-Event-ID, so no
 // event is missed or shown twice.
-function follow(sessionId, onEvent) {
+function follow(sessionId, onEvent, from = 0) {
   const control = new AbortController();
-  let last = 0;
+  let last = from;
   let stopped = false;
   (async () => {
     let delay = 250;
@@ -335,6 +335,9 @@ async function sessionScreen(sessionId) {
 
   show(
     el("div", { class: "row" }, title, state),
+    el("div", { class: "bar" },
+       el("a", { href: `#/files/${encodeURIComponent(sessionId)}`, text: "Files" }),
+       el("a", { href: `#/events/${encodeURIComponent(sessionId)}`, text: "Events" })),
     el("p", { class: "muted" }, context),
     banners, log, queue,
     el("form", { class: "composer card", onsubmit: send },
@@ -495,6 +498,162 @@ function permissionBanner(sessionId, request, problem, after = () => {}) {
                       onclick: () => answer({ decision: "deny", message: message.value || undefined }) })));
 }
 
+
+// -- files ----------------------------------------------------------------------------
+function filePath(...parts) {
+  return parts.filter((p) => p).join("/").split("/").filter((p) => p)
+    .map(encodeURIComponent).join("/");
+}
+
+async function fetchBlob(path) {
+  const headers = key() ? { Authorization: `Bearer ${key()}` } : {};
+  const response = await fetch(`/v1/files/${path}`, { headers });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  return response.blob();
+}
+
+async function filesScreen(sessionId, sub) {
+  nav.hidden = false;
+  const problem = el("p", { class: "error", role: "alert" });
+  let session;
+  try {
+    session = await api(`/v1/sessions/${encodeURIComponent(sessionId)}`);
+  } catch (error) {
+    show(problem); problem.textContent = error.message; return;
+  }
+  const here = filePath(session.workspace, sub);
+  const body = el("tbody");
+  const viewer = el("div", { "aria-live": "polite" });
+  const upload = el("input", { id: "upload", type: "file" });
+  const urls = [];
+  const link = (name) => `#/files/${encodeURIComponent(sessionId)}/${filePath(sub, name)}`;
+  const load = async () => {
+    try {
+      const listing = await api(`/v1/files/${here}`);
+      body.replaceChildren(...listing.entries.map((entry) => {
+        const path = filePath(session.workspace, sub, entry.name);
+        const view = async () => {
+          try {
+            const blob = await fetchBlob(path);
+            if (blob.type.startsWith("image/")) {
+              const url = URL.createObjectURL(blob);
+              urls.push(url);
+              viewer.replaceChildren(el("h2", { text: entry.name }),
+                                     el("img", { class: "shown", src: url, alt: entry.name }));
+            } else {
+              viewer.replaceChildren(el("h2", { text: entry.name }),
+                                     el("pre", { class: "card", text: await blob.text() }));
+            }
+          } catch (error) { problem.textContent = error.message; }
+        };
+        const download = async () => {
+          try {
+            const url = URL.createObjectURL(await fetchBlob(path));
+            const anchor = el("a", { href: url, download: entry.name });
+            document.body.append(anchor);
+            anchor.click();
+            anchor.remove();
+            setTimeout(() => URL.revokeObjectURL(url), 60_000);
+          } catch (error) { problem.textContent = error.message; }
+        };
+        const remove = async () => {
+          if (!confirm(`Delete ${entry.name}?`)) return;
+          try {
+            await api(`/v1/files/${path}${entry.type === "dir" ? "?recursive=true" : ""}`,
+                      { method: "DELETE" });
+            await load();
+          } catch (error) { problem.textContent = error.message; }
+        };
+        return el("tr", {},
+          el("td", {}, entry.type === "dir"
+            ? el("a", { href: link(entry.name), text: `${entry.name}/` })
+            : el("button", { type: "button", class: "link", text: entry.name, onclick: view })),
+          el("td", { text: entry.type === "dir" ? "" : `${entry.size} B` }),
+          el("td", {}, entry.type === "dir" ? null
+            : el("button", { type: "button", text: "Download", "aria-label": `Download ${entry.name}`,
+                             onclick: download }),
+             el("button", { type: "button", class: "danger", text: "Delete",
+                            "aria-label": `Delete ${entry.name}`, onclick: remove })));
+      }));
+      if (!listing.entries.length) {
+        body.append(el("tr", {}, el("td", { colspan: 3, class: "muted", text: "Empty." })));
+      }
+    } catch (error) { problem.textContent = error.message; }
+  };
+  upload.onchange = async () => {
+    for (const file of upload.files) {
+      const headers = key() ? { Authorization: `Bearer ${key()}` } : {};
+      const response = await fetch(`/v1/files/${filePath(session.workspace, sub, file.name)}`,
+                                   { method: "PUT", headers, body: file });
+      if (!response.ok) {
+        problem.textContent = new ApiError(response.status,
+                                           await response.json().catch(() => null)).message;
+      }
+    }
+    upload.value = "";
+    await load();
+  };
+  const crumbs = [el("a", { href: `#/session/${encodeURIComponent(sessionId)}`,
+                            text: session.workspace || session.id })];
+  let walked = "";
+  for (const part of (sub || "").split("/").filter((p) => p)) {
+    walked = walked ? `${walked}/${part}` : part;
+    crumbs.push(" / ", el("a", { href: `#/files/${encodeURIComponent(sessionId)}/${filePath(walked)}`,
+                                 text: part }));
+  }
+  show(el("h1", { text: "Files" }), el("p", {}, crumbs), problem,
+       el("div", { class: "bar" }, el("label", { for: "upload", text: "Upload" }), upload),
+       el("table", {}, el("thead", {}, el("tr", {}, ["Name", "Size", ""].map((h) => el("th", { text: h })))),
+          body),
+       viewer);
+  view = { stop: () => urls.forEach((url) => URL.revokeObjectURL(url)) };
+  await load();
+}
+
+// -- events inspector -----------------------------------------------------------------
+async function eventsScreen(sessionId) {
+  nav.hidden = false;
+  const problem = el("p", { class: "error", role: "alert" });
+  const from = el("input", { id: "from-seq", type: "number", min: 0, value: 0, size: 8 });
+  const live = el("input", { id: "follow", type: "checkbox", checked: true });
+  const body = el("tbody");
+  let stop = () => {};
+  const row = (e) => el("tr", { class: "event" },
+    el("td", { text: e.seq }), el("td", { text: e.type }), el("td", { text: e.turnId || "" }),
+    el("td", {}, el("pre", { text: JSON.stringify(e.data, null, 2) })));
+  const load = async () => {
+    stop();
+    stop = () => {};
+    body.replaceChildren();
+    let after = Math.max(0, Number(from.value) - 1 || 0);
+    try {
+      for (;;) {
+        const page = await api(`/v1/sessions/${encodeURIComponent(sessionId)}/events?after=${after}&follow=false&limit=500`);
+        body.append(...page.events.map(row));
+        if (!page.events.length) break;
+        after = page.events[page.events.length - 1].seq;
+        if (page.events.length < 500) break;
+      }
+      problem.textContent = "";
+    } catch (error) { problem.textContent = error.message; return; }
+    if (live.checked) {
+      stop = follow(sessionId, (e) => { if (e.seq) body.append(row(e)); }, after);
+    }
+  };
+  from.addEventListener("change", load);
+  live.addEventListener("change", load);
+  show(el("h1", { text: "Events" }),
+       el("p", {}, el("a", { href: `#/session/${encodeURIComponent(sessionId)}`, text: "Back to the session" })),
+       el("div", { class: "bar" },
+          el("label", { for: "from-seq", text: "From seq" }), from,
+          live, el("label", { for: "follow", text: "Follow live" })),
+       problem,
+       el("table", {}, el("thead", {}, el("tr", {}, ["seq", "type", "turn", "data"].map((h) => el("th", { text: h })))),
+          body));
+  view = { stop: () => stop() };
+  await load();
+}
+
 // -- approvals ------------------------------------------------------------------------
 async function approvalsScreen() {
   nav.hidden = false;
@@ -526,7 +685,10 @@ async function route() {
   }
   const hash = location.hash || "#/sessions";
   const [, screen, id] = hash.split("/");
+  const rest = hash.split("/").slice(3).map(decodeURIComponent).join("/");
   if (screen === "session" && id) await sessionScreen(decodeURIComponent(id));
+  else if (screen === "files" && id) await filesScreen(decodeURIComponent(id), rest);
+  else if (screen === "events" && id) await eventsScreen(decodeURIComponent(id));
   else if (screen === "approvals") await approvalsScreen();
   else await sessionsScreen();
   main.focus({ preventScroll: true });
