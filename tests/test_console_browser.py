@@ -278,3 +278,36 @@ async def test_files_of_a_session_upload_view_and_delete(
     await expect(rows.first.locator("td").first).to_have_text("2")
     await shot(page, "events")
     assert not problems, problems
+
+
+async def test_an_admin_makes_and_revokes_a_key_and_others_see_no_admin_page(
+    start_gateway: Any, browser: Browser
+) -> None:
+    root = "root-console-key-0123456789"
+    gateway: Gateway = start_gateway(api_keys=[*KEYS, {"name": "root", "key": root,
+                                                        "admin": True}])
+    page, problems, _ = await open_console(browser, gateway)
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.goto(f"{gateway.url}/")
+    await sign_in(page, root)
+    await page.get_by_role("link", name="Admin").click()
+    await expect(page.get_by_text("CLI processes")).to_be_visible()
+    await page.get_by_label("Name").fill("carol")
+    await page.get_by_role("button", name="Create key").click()
+    made = await page.locator("code.new-key").text_content()
+    assert made
+    await shot(page, "admin")
+    async with gateway.client(headers=auth(made)) as carol:
+        assert (await carol.get("/v1/sessions")).status_code == 200
+        await page.get_by_role("button", name="Revoke carol").click()
+        await expect(page.get_by_role("button", name="Revoke carol")).to_have_count(0)
+        assert (await carol.get("/v1/sessions")).status_code == 401
+    async with gateway.client(headers=auth(ALICE)) as alice:
+        refused = await alice.get("/v1/admin/keys")
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "FORBIDDEN"
+    other, _, _ = await open_console(browser, gateway)
+    await other.goto(f"{gateway.url}/")
+    await sign_in(other, ALICE)
+    await expect(other.get_by_role("link", name="Admin")).to_be_hidden()
+    assert not problems, problems

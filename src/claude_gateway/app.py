@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from claude_gateway import __version__
 from claude_gateway.api import (
+    admin,
     console,
     docs,
     files,
@@ -150,6 +151,7 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
     app.add_middleware(JsonErrorsMiddleware)
     app.add_middleware(RequestIdMiddleware, node_id=settings.node_id)
     app.include_router(health.router)
+    app.include_router(admin.router)
     app.include_router(status.router)
     app.include_router(sessions.router)
     app.include_router(permissions.router)

@@ -35,6 +35,7 @@ async def status(request: Request) -> dict[str, Any]:
         "busyWorkspaces": now.busy_workspaces,
         "waitingForPermission": now.waiting,
         "node": now.node,
+        "caller": {"name": principal.name, "admin": principal.admin},
         "nodes": [{"id": node.id, "lastSeenAt": rfc3339(node.last_seen_at),
                    "sessions": sessions_there, "draining": node.draining}
                   for node, sessions_there in now.nodes],

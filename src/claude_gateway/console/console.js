@@ -654,6 +654,75 @@ async function eventsScreen(sessionId) {
   await load();
 }
 
+
+// -- admin ----------------------------------------------------------------------------
+async function adminScreen() {
+  nav.hidden = false;
+  const problem = el("p", { class: "error", role: "alert" });
+  const pool = el("p");
+  const byStatus = el("p", { class: "muted" });
+  const usageBody = el("tbody");
+  const keysBody = el("tbody");
+  const shown = el("div", { "aria-live": "polite" });
+  const name = el("input", { id: "key-name", required: true });
+  const isAdmin = el("input", { id: "key-admin", type: "checkbox" });
+  const limit = el("input", { id: "key-limit", placeholder: "60/minute" });
+  const load = async () => {
+    try {
+      const [status, usage, keys] = await Promise.all([
+        api("/v1/status"), api("/v1/admin/usage"), api("/v1/admin/keys")]);
+      pool.textContent = `CLI processes: ${status.processes.live} of ${status.processes.max}`
+        + (status.spares ? ` · spares: ${JSON.stringify(status.spares)}` : "");
+      byStatus.textContent = Object.entries(status.sessions).filter(([, n]) => n)
+        .map(([s, n]) => `${s}: ${n}`).join(" · ") || "No sessions.";
+      usageBody.replaceChildren(...usage.keys.map((k) => el("tr", {},
+        el("td", { text: k.name }), el("td", { text: money(k.spentTodayUsd) }),
+        el("td", { text: usage.dailyBudgetUsd ? money(usage.dailyBudgetUsd) : "no budget" }),
+        el("td", { text: k.openSessions }))));
+      keysBody.replaceChildren(...keys.keys.map((k) => el("tr", {},
+        el("td", { text: k.name }), el("td", { text: k.prefix ? `${k.prefix}…` : "(settings)" }),
+        el("td", { text: k.admin ? "admin" : "" }), el("td", { text: k.rateLimit || "" }),
+        el("td", { text: k.revokedAt ? `revoked ${when(k.revokedAt)}` : "active" }),
+        el("td", {}, k.source === "database" && !k.revokedAt
+          ? el("button", { type: "button", class: "danger", text: "Revoke",
+                           "aria-label": `Revoke ${k.name}`, onclick: async () => {
+              if (!confirm(`Revoke ${k.name}? Its holder is refused from now on.`)) return;
+              try { await api(`/v1/admin/keys/${encodeURIComponent(k.name)}`, { method: "DELETE" }); }
+              catch (error) { problem.textContent = error.message; }
+              await load();
+            } }) : null))));
+      problem.textContent = "";
+    } catch (error) { problem.textContent = error.message; }
+  };
+  const create = el("form", { class: "card", onsubmit: async (event) => {
+    event.preventDefault();
+    try {
+      const made = await api("/v1/admin/keys", { method: "POST", body: {
+        name: name.value.trim(), admin: isAdmin.checked,
+        rateLimit: limit.value.trim() || undefined } });
+      shown.replaceChildren(el("div", { class: "card banner" },
+        el("p", { text: `The key for ${made.name} (shown once, copy it now):` }),
+        el("code", { class: "new-key", text: made.key })));
+      name.value = ""; limit.value = ""; isAdmin.checked = false;
+      await load();
+    } catch (error) { problem.textContent = error.message; }
+  } },
+  el("h2", { text: "Create a key" }),
+  el("label", { for: "key-name", text: "Name" }), name,
+  el("label", { for: "key-limit", text: "Rate limit" }), limit,
+  el("div", { class: "bar" }, isAdmin, el("label", { for: "key-admin", text: "Admin" })),
+  el("div", { class: "bar" }, el("button", { type: "submit", class: "primary", text: "Create key" })));
+  show(el("h1", { text: "Admin" }), problem, pool, byStatus,
+       el("h2", { text: "Usage today" }),
+       el("table", {}, el("thead", {}, el("tr", {}, ["Key", "Spent", "Budget", "Open sessions"]
+         .map((h) => el("th", { text: h })))), usageBody),
+       el("h2", { text: "API keys" }), shown,
+       el("table", {}, el("thead", {}, el("tr", {}, ["Name", "Prefix", "Role", "Rate limit", "State", ""]
+         .map((h) => el("th", { text: h })))), keysBody),
+       create);
+  await load();
+}
+
 // -- approvals ------------------------------------------------------------------------
 async function approvalsScreen() {
   nav.hidden = false;
@@ -676,9 +745,16 @@ async function approvalsScreen() {
 }
 
 // -- routing --------------------------------------------------------------------------
+async function showAdminLink() {
+  let admin = false;
+  try { admin = Boolean((await api("/v1/status")).caller.admin); } catch (error) { admin = false; }
+  document.getElementById("admin-link").hidden = !admin;
+}
+
 async function route() {
   try {
     if (!(await signedIn())) { signInScreen(); return; }
+    showAdminLink();
   } catch (error) {
     show(el("p", { class: "error", role: "alert", text: error.message }));
     return;
@@ -690,6 +766,7 @@ async function route() {
   else if (screen === "files" && id) await filesScreen(decodeURIComponent(id), rest);
   else if (screen === "events" && id) await eventsScreen(decodeURIComponent(id));
   else if (screen === "approvals") await approvalsScreen();
+  else if (screen === "admin") await adminScreen();
   else await sessionsScreen();
   main.focus({ preventScroll: true });
 }
