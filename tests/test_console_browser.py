@@ -5,6 +5,7 @@ a model or a file name says."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -113,7 +114,8 @@ async def test_sign_in_create_a_session_send_and_allow_a_tool(
     log = page.get_by_role("log")
     await expect(log).to_have_count(1)
     await expect(log).to_contain_text("Written, all done.")
-    await expect(log.get_by_text("Written, all done.")).to_have_count(1)  # once, not twice
+    await expect(log).to_contain_text("Turn completed")
+    await expect(log.get_by_text("Written, all done.", exact=True)).to_have_count(1)  # once
     await expect(log).to_contain_text("Turn completed")
     await expect(page.get_by_text("tokens of context")).to_contain_text("$0.0")  # budget, cost
     await shot(page, "session")
@@ -310,4 +312,48 @@ async def test_an_admin_makes_and_revokes_a_key_and_others_see_no_admin_page(
     await other.goto(f"{gateway.url}/")
     await sign_in(other, ALICE)
     await expect(other.get_by_role("link", name="Admin")).to_be_hidden()
+    assert not problems, problems
+
+
+PNG_1X1 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAA"
+           "AABJRU5ErkJggg==")
+
+
+async def test_deny_with_a_message_the_model_reads_and_an_attached_image(
+    start_gateway: Any, browser: Browser, mock_model: MockModelServer, tmp_path: Path
+) -> None:
+    import base64
+
+    gateway: Gateway = start_gateway()
+    page, problems, _ = await open_console(browser, gateway)
+    await page.goto(f"{gateway.url}/")
+    await page.get_by_role("button", name="New session").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Create session").click()
+    await page.get_by_label("Prompt", exact=True).fill(f"Write it.\n{WRITE}\n@reply Denied, ok.")
+    await page.get_by_role("button", name="Send").click()
+    banner = page.get_by_role("group", name="Permission: Write")
+    await banner.get_by_label("Deny message").fill("Not in this directory, please")
+    await banner.get_by_role("button", name="Deny").click()
+    await expect(banner).to_have_count(0)
+    log = page.get_by_role("log")
+    await expect(log.get_by_text("Turn completed")).to_have_count(1)
+    await expect(log.get_by_text("Denied, ok.", exact=True)).to_have_count(1)
+    denied = [r for request in mock_model.model.requests for r in request.tool_results()]
+    assert "Not in this directory, please" in json.dumps(denied)  # the model read it
+    session_id = (await page.evaluate("() => location.hash")).rsplit("/", 1)[1]
+    assert not (gateway.settings.workspace_root / session_id / "hello.txt").exists()
+
+    # An image attached to the next prompt reaches the model as an image block.
+    picture = tmp_path / "dot.png"
+    picture.write_bytes(base64.b64decode(PNG_1X1))
+    await page.get_by_label("Attach image").set_input_files(str(picture))
+    await expect(page.get_by_role("img", name="attached dot.png")).to_be_visible()
+    await page.get_by_label("Prompt", exact=True).fill("What is this?\n@reply A dot.")
+    await page.get_by_role("button", name="Send").click()
+    await expect(log.get_by_text("Turn completed")).to_have_count(2)
+    await expect(log.get_by_text("A dot.", exact=True)).to_have_count(1)
+    await expect(log.get_by_role("img")).to_have_count(1)  # shown in the transcript
+    images = [b for m in mock_model.model.requests[-1].messages if m["role"] == "user"
+              and isinstance(m["content"], list) for b in m["content"] if b["type"] == "image"]
+    assert [i["source"]["data"] for i in images] == [PNG_1X1]
     assert not problems, problems

@@ -304,16 +304,43 @@ async function sessionScreen(sessionId) {
   };
   updateContext(session);
 
+  // Images to send with the next prompt: attached with the file picker or pasted.
+  let images = [];
+  const attached = el("div", { class: "bar", "aria-label": "Attached images" });
+  const imageInput = el("input", { id: "image", type: "file", accept: "image/png,image/jpeg,image/gif,image/webp", multiple: true });
+  const attach = async (files) => {
+    for (const file of files) {
+      if (!file.type.startsWith("image/")) continue;
+      const data = await new Promise((resolve, reject) => {
+        const reader = new FileReader();
+        reader.onload = () => resolve(String(reader.result).split(",", 2)[1]);
+        reader.onerror = () => reject(reader.error);
+        reader.readAsDataURL(file);
+      });
+      images.push({ type: "image", source: { type: "base64", media_type: file.type, data } });
+      attached.append(el("img", { class: "thumb", alt: `attached ${file.name || "image"}`,
+                                  src: `data:${file.type};base64,${data}` }));
+    }
+  };
+  imageInput.addEventListener("change", async () => { await attach(imageInput.files); imageInput.value = ""; });
+  prompt.addEventListener("paste", (event) => {
+    const files = [...(event.clipboardData ? event.clipboardData.files : [])];
+    if (files.length) { event.preventDefault(); attach(files); }
+  });
+
   const send = async (event) => {
     event.preventDefault();
     const text = prompt.value;
-    if (!text.trim()) return;
+    if (!text.trim() && !images.length) return;
     problem.textContent = "";
+    const body = images.length ? [...(text.trim() ? [{ type: "text", text }] : []), ...images] : text;
     try {
       await api(`/v1/sessions/${encodeURIComponent(sessionId)}/messages`, {
-        method: "POST", body: { prompt: text, timeoutMs: 0,
+        method: "POST", body: { prompt: body, timeoutMs: 0,
                                 clientId: `console-${crypto.randomUUID()}` } });
       prompt.value = "";
+      images = [];
+      attached.replaceChildren();
     } catch (error) { problem.textContent = error.message; }
     prompt.focus();
   };
@@ -341,8 +368,9 @@ async function sessionScreen(sessionId) {
     el("p", { class: "muted" }, context),
     banners, log, queue,
     el("form", { class: "composer card", onsubmit: send },
-       el("label", { for: "prompt", text: "Prompt" }), prompt,
+       el("label", { for: "prompt", text: "Prompt" }), prompt, attached,
        el("div", { class: "bar" },
+          el("label", { for: "image", class: "button-like", text: "Attach image" }), imageInput,
           el("button", { type: "submit", class: "primary", text: "Send" }),
           el("button", { type: "button", class: "danger", text: "Interrupt", onclick: interrupt }),
           el("label", { for: "model", text: "Model" }), modelField,
