@@ -18,7 +18,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from claude_gateway.mock_model import MockModelServer
 from tests.helpers.api import auth
-from tests.helpers.gateway import Gateway, free_port, wait_healthy
+from tests.helpers.gateway import Gateway, free_port, wait_healthy, wait_until
 from tests.helpers.gateway_process import start_gateway_process
 from tests.helpers.sse import collect
 
@@ -356,4 +356,60 @@ async def test_deny_with_a_message_the_model_reads_and_an_attached_image(
     images = [b for m in mock_model.model.requests[-1].messages if m["role"] == "user"
               and isinstance(m["content"], list) for b in m["content"] if b["type"] == "image"]
     assert [i["source"]["data"] for i in images] == [PNG_1X1]
+    assert not problems, problems
+
+
+async def test_list_filters_live_switches_thinking_and_the_queue_on_a_phone(
+    start_gateway: Any, browser: Browser, mock_model: MockModelServer
+) -> None:
+    gateway: Gateway = start_gateway(api_keys=KEYS)
+    async with gateway.client(headers=auth(ALICE)) as alice:
+        kept = (await alice.post("/v1/sessions", json={"workspace": "kept"})).json()["id"]
+        ended = (await alice.post("/v1/sessions", json={"workspace": "gone"})).json()["id"]
+        assert (await alice.delete(f"/v1/sessions/{ended}")).status_code == 204
+    page, problems, _ = await open_console(browser, gateway, width=390, height=844)
+    await page.goto(f"{gateway.url}/")
+    await sign_in(page, ALICE)
+    await expect(page.get_by_role("link", name="gone")).to_be_visible()
+    await page.get_by_label("Status").select_option("ended")
+    await expect(page.get_by_role("link", name="kept")).to_have_count(0)
+    await expect(page.get_by_role("link", name="gone")).to_be_visible()
+    await page.get_by_label("Status").select_option("")
+    await page.get_by_label("Search").fill("kep")
+    await expect(page.get_by_role("link", name="gone")).to_have_count(0)
+    await page.get_by_role("link", name="kept").click()
+
+    # Thinking is folded; a prompt sent while a turn runs waits in the queue, shown.
+    await page.get_by_label("Prompt", exact=True).fill(
+        "@thinking Considering the options.\n@slow 0.2\n@reply " + "step " * 20)
+    await page.get_by_role("button", name="Send").click()
+    await page.get_by_label("Prompt", exact=True).fill("@reply queued one")
+    await page.get_by_role("button", name="Send").click()
+    queue = page.get_by_role("list", name="Waiting to run")
+    await expect(queue).to_contain_text("queued one")
+    log = page.get_by_role("log")
+    await expect(log.get_by_text("Turn completed")).to_have_count(2, timeout=30_000)
+    await expect(queue.get_by_role("listitem")).to_have_count(0)
+    thinking = log.locator("details")
+    await expect(thinking).to_have_count(1)
+    await expect(thinking.get_by_text("Considering the options.")).to_be_hidden()
+    await thinking.locator("summary").click()
+    await expect(thinking.get_by_text("Considering the options.")).to_be_visible()
+
+    # The switches act on the live process (and the session says so).
+    await page.get_by_label("Permission mode").select_option("acceptEdits")
+    await page.get_by_label("Model").fill("claude-haiku-4-5")
+    await page.get_by_label("Model").press("Enter")
+    async with gateway.client(headers=auth(ALICE)) as alice:
+        async def changed() -> bool:
+            session = (await alice.get(f"/v1/sessions/{kept}")).json()
+            return (session["permissionMode"], session["model"]) == (
+                "acceptEdits", "claude-haiku-4-5")
+        await wait_until(changed)
+    wide = await page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
+    assert not wide  # the session view fits a phone
+    await page.get_by_label("Prompt", exact=True).fill("@reply on haiku")
+    await page.get_by_role("button", name="Send").click()
+    await expect(log.get_by_text("Turn completed")).to_have_count(3, timeout=30_000)
+    assert mock_model.model.requests[-1].body["model"] == "claude-haiku-4-5"
     assert not problems, problems
