@@ -379,14 +379,18 @@ async def test_list_filters_live_switches_thinking_and_the_queue_on_a_phone(
     await expect(page.get_by_role("link", name="gone")).to_have_count(0)
     await page.get_by_role("link", name="kept").click()
 
-    # Thinking is folded; a prompt sent while a turn runs waits in the queue, shown.
+    # Thinking is folded; a prompt sent while a turn waits (here on a permission answer)
+    # waits in the queue, shown until it starts.
     await page.get_by_label("Prompt", exact=True).fill(
-        "@thinking Considering the options.\n@slow 0.2\n@reply " + "step " * 20)
+        f"@thinking Considering the options.\n{WRITE}\n@reply written")
     await page.get_by_role("button", name="Send").click()
+    banner = page.get_by_role("group", name="Permission: Write")
+    await expect(banner).to_be_visible()
     await page.get_by_label("Prompt", exact=True).fill("@reply queued one")
     await page.get_by_role("button", name="Send").click()
     queue = page.get_by_role("list", name="Waiting to run")
     await expect(queue).to_contain_text("queued one")
+    await banner.get_by_role("button", name="Allow", exact=True).click()
     log = page.get_by_role("log")
     await expect(log.get_by_text("Turn completed")).to_have_count(2, timeout=30_000)
     await expect(queue.get_by_role("listitem")).to_have_count(0)
