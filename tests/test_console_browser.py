@@ -5,6 +5,7 @@ a model or a file name says."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -246,6 +247,7 @@ async def test_files_of_a_session_upload_view_and_delete(
     async with gateway.client(headers=auth(ALICE)) as alice:
         session_id = (await alice.post("/v1/sessions", json={"workspace": "proj"})).json()["id"]
         await alice.put("/v1/files/proj/src/main.py", content=b"print('hello')\n")
+        await alice.put("/v1/files/proj/src/dot.png", content=base64.b64decode(PNG_1X1))
     hostile = '<img src=x onerror="window.__owned=3">.txt'
     upload = tmp_path / "upload"
     upload.mkdir()
@@ -259,6 +261,15 @@ async def test_files_of_a_session_upload_view_and_delete(
     await page.get_by_role("link", name="src/").click()
     await page.get_by_role("button", name="main.py", exact=True).click()
     await expect(page.get_by_text("print('hello')")).to_be_visible()
+    async with page.expect_download() as downloading:
+        await page.get_by_role("button", name="Download main.py").click()
+    saved = tmp_path / "downloaded.py"
+    await (await downloading.value).save_as(saved)
+    assert saved.read_bytes() == b"print('hello')\n"
+    await page.get_by_role("button", name="dot.png", exact=True).click()
+    shown = page.get_by_role("img", name="dot.png")
+    await expect(shown).to_be_visible()
+    assert await shown.evaluate("(img) => img.decode().then(() => img.naturalWidth)") == 1
     await page.get_by_role("link", name="proj").first.click()  # back up, by the crumbs
     await page.get_by_role("link", name="Files").click()
     await page.get_by_label("Upload").set_input_files(str(upload / hostile))
@@ -322,8 +333,6 @@ PNG_1X1 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwAD
 async def test_deny_with_a_message_the_model_reads_and_an_attached_image(
     start_gateway: Any, browser: Browser, mock_model: MockModelServer, tmp_path: Path
 ) -> None:
-    import base64
-
     gateway: Gateway = start_gateway()
     page, problems, _ = await open_console(browser, gateway)
     await page.goto(f"{gateway.url}/")
