@@ -284,3 +284,28 @@ async def test_a_busy_workspace_is_busy_on_every_node(nodes: list[Node]) -> None
     later = await b.manager.send_message(second.id, None, "@reply now")
     with anyio.fail_after(10):
         assert (await later.done).result == "now"
+
+
+async def test_a_draining_node_lets_its_idle_sessions_go_at_once(nodes: list[Node]) -> None:
+    a, b = nodes
+    busy = await a.manager.create(SessionCreate())
+    idle = await a.manager.create(SessionCreate())
+    warm = await a.manager.send_message(idle.id, None, "@reply warm")
+    with anyio.fail_after(10):
+        await warm.done
+    running = await a.manager.send_message(busy.id, None, "@hold\n@reply finished")
+    await wait_until(lambda: turn_status(a, running.id, "running"))
+    a.manager.settings.drain_timeout_seconds = 60  # the running turn may take its time
+    closing = asyncio.create_task(a.manager.close())
+    await wait_until(lambda: a.manager.live(idle.id) is None
+                     or a.manager.live(idle.id).process is None)  # type: ignore[union-attr]
+    moved = await b.manager.send_message(idle.id, None, "@reply on b")
+    with anyio.fail_after(10):  # not held back until the drain ends
+        assert (await moved.done).result == "on b"
+    assert not closing.done()  # A still finishes its running turn
+    for agent in a.agents.live():
+        agent.release()
+    with anyio.fail_after(10):
+        assert (await running.done).result == "finished"
+        await closing
+    await a.manager.start()  # so that the fixture's close has something to close

@@ -154,6 +154,11 @@ class SessionManager(RemoteCommands, SessionReads):
         # With several nodes the queued turns are handed over (they stay queued in the
         # store, and another node runs them) rather than waited for.
         self.runner.handing_over = not self.settings.single_node
+        if not self.settings.single_node:
+            # Idle sessions go to other nodes at once, not at the end of the drain.
+            for live in self._live.all():
+                if live.idle and live.process is not None:
+                    await self.supervisor.evict(live.id)
         await self.runner.drain(self.settings.drain_timeout_seconds)
         await self.reaper.stop()
         await self.supervisor.close()
