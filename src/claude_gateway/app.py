@@ -180,8 +180,9 @@ def document_security(app: FastAPI) -> None:
                 "description": "An API key: `Authorization: Bearer <key>` (needed once any "
                                "key exists)."}}
             schema["security"] = [{"apiKey": []}]
-            for operation in schema["paths"].get("/health", {}).values():
-                operation["security"] = []
+            for path in ("/health", "/health/ready"):
+                for operation in schema["paths"].get(path, {}).values():
+                    operation["security"] = []
             app.openapi_schema = schema
         return app.openapi_schema
 

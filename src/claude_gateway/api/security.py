@@ -31,7 +31,8 @@ def is_public(path: str) -> bool:
     return docs.is_public(path) or console.is_public(path)
 
 
-PUBLIC_PATHS = {("GET", "/health"), ("HEAD", "/health")}
+PUBLIC_PATHS = {("GET", "/health"), ("HEAD", "/health"), ("GET", "/health/ready"),
+                ("HEAD", "/health/ready")}
 UPLOAD_PREFIX = "/v1/files/"
 WS_AUTH_TIMEOUT = 10.0
 

@@ -66,6 +66,9 @@ class Store(Protocol):
         """Connect and migrate the schema to the newest version."""
 
     async def close(self) -> None: ...
+    async def readiness(self) -> str | None:
+        """None if the store answers and its schema is current; else why not."""
+        ...
 
     # sessions
     async def create_session(self, session: SessionRecord,

@@ -176,6 +176,11 @@ class SessionManager(RemoteCommands, SessionReads):
         await self.watch.close()
         await self.locks.close()
 
+    @property
+    def draining(self) -> bool:
+        """Stopping: no new prompts, turns finishing (see :meth:`close`)."""
+        return self._draining
+
     async def reap(self) -> None:
         """Run the reaper now (it also runs every ``reaper_interval_seconds``)."""
         await self.reaper.reap()

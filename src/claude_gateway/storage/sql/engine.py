@@ -42,7 +42,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from claude_gateway.storage.base import DuplicateRecord, StoreError
-from claude_gateway.storage.migrations import upgrade_to_head
+from claude_gateway.storage.migrations import current_revision, head_revision, upgrade_to_head
 from claude_gateway.storage.sql.listen import EventListener, OnEvent, event_payloads
 
 T = TypeVar("T")
@@ -127,6 +127,18 @@ class SqlEngine:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+    async def readiness(self) -> str | None:
+        """None when the database answers and its schema is this version's; else why
+        not (for ``/health/ready``)."""
+        try:
+            current = await asyncio.wait_for(self._read(current_revision), 5)
+        except Exception as exc:  # any failure to reach the database means not ready
+            return f"the database does not answer ({exc.__class__.__name__})"
+        head = head_revision()
+        if current != head:
+            return f"the database schema is at {current}, this gateway needs {head}"
+        return None
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a transaction on the writer thread."""
