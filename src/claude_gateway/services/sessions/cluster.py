@@ -121,9 +121,6 @@ class TurnWatch:
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def __len__(self) -> int:
-        return len(self._tasks)
-
 
 class Sweeper:
     """Takes over, within about a lease TTL, the sessions of nodes that are gone."""

@@ -193,9 +193,8 @@ class SessionManager(RemoteCommands, SessionReads):
         await self.events.emit(session_id, EventType.SESSION_CREATED,
                                {"session": session_to_api(record)})
         live = self._live.open(session_id)
-        live.owner, live.owner_known = record.owner, True
+        fill_in(live, record)
         live.model, live.model_known = record.model, True
-        live.workspace, live.share_workspace = record.workspace_path, request.share_workspace
         # Start the process now so the first message finds it warm.
         self.supervisor.prestart(live)
         return record
