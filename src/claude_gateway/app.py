@@ -20,11 +20,13 @@ from claude_gateway.api import (
     files,
     health,
     mcp,
+    metrics,
     openai,
     permissions,
     runs,
     sessions,
     status,
+    webhooks,
     websocket,
 )
 from claude_gateway.api.errors import JsonErrorsMiddleware, install_error_handlers
@@ -37,6 +39,8 @@ from claude_gateway.api.security import (
     SecurityHeadersMiddleware,
 )
 from claude_gateway.events.log import EventLog
+from claude_gateway.observability.metrics import Metrics
+from claude_gateway.observability.tracing import Tracing
 from claude_gateway.runtime.agent import AgentFactory
 from claude_gateway.runtime.cli_binary import die_with_parent_launcher, find_cli
 from claude_gateway.runtime.environment import cli_environment
@@ -47,6 +51,8 @@ from claude_gateway.services.files import FileService
 from claude_gateway.services.openai_chat import ChatService
 from claude_gateway.services.runs import RunService
 from claude_gateway.services.sessions import SessionManager
+from claude_gateway.services.webhooks import WebhookService
+from claude_gateway.services.webhooks.targets import Resolve, resolve
 from claude_gateway.settings import Settings
 from claude_gateway.storage.sql import SqlStore
 
@@ -62,10 +68,15 @@ class Runtime:
     cli_env: dict[str, str]
 
 
-def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_factory
+def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_factory,
+               tracing: Tracing | None = None, webhook_resolver: Resolve = resolve
                ) -> FastAPI:
     """Build the gateway application for these settings (``agent_factory``: what runs an
-    agent; the real CLI unless a test or a benchmark says otherwise)."""
+    agent; the real CLI unless a test or a benchmark says otherwise; ``tracing``: from
+    the ``OTEL_*`` environment unless given; ``webhook_resolver``: how webhook hosts are
+    resolved, the system's unless a test says otherwise)."""
+    tracing = tracing or Tracing.from_environment()
+    registry = Metrics(per_key=settings.metrics_per_key)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,13 +99,21 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
         app.state.runtime = Runtime(settings=settings, cli_path=cli_path, cli_env=cli_env)
         store = SqlStore(settings.database_url, pool_size=settings.database_pool_size,
                      max_overflow=settings.database_max_overflow, node_id=settings.node_id)
+        store.observe, store.tracing = registry.store_transaction, tracing
         await store.start()
         events = EventLog(store, subscriber_queue_size=settings.subscriber_queue_size,
                           node_id=settings.node_id, poll_seconds=settings.poll_seconds)
+        events.observe, events.on_dropped = registry.observe_event, registry.subscriber_dropped
         await events.start()
         session_manager = SessionManager(settings, store, events, cli_path=cli_path,
                                          cli_env=cli_env, cli_binary=cli_binary,
                                          agent_factory=agent_factory)
+        session_manager.supervisor.tracing = session_manager.runner.tracing = tracing
+        registry.owner_of = session_manager.owner_of
+        webhook_service = WebhookService(settings, store, observe=registry.webhook_attempt,
+                                         resolver=webhook_resolver)
+        webhook_service.start()
+        app.state.webhooks = webhook_service
         await session_manager.start()
         app.state.files = FileService(settings.workspace_root,
                                       max_upload_bytes=settings.max_upload_bytes)
@@ -121,8 +140,10 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
         finally:
             await run_service.close()
             await session_manager.close()
+            await webhook_service.close()
             await events.close()
             await store.close()
+            tracing.shutdown()
             logger.info("gateway stopped")
 
     app = FastAPI(
@@ -134,6 +155,7 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.metrics = registry
     install_error_handlers(app)
     app.state.auth_failures = AuthFailures(settings.auth_failure_rate_limit)
     # Added innermost first: a request meets them from the bottom of this list up.
@@ -149,8 +171,11 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
     app.add_middleware(HostOriginMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(JsonErrorsMiddleware)
-    app.add_middleware(RequestIdMiddleware, node_id=settings.node_id)
+    app.add_middleware(RequestIdMiddleware, node_id=settings.node_id,
+                       observe=registry.http_request)
+    tracing.instrument(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(admin.router)
     app.include_router(status.router)
     app.include_router(sessions.router)
@@ -160,6 +185,7 @@ def create_app(settings: Settings, *, agent_factory: AgentFactory = sdk_agent_fa
     app.include_router(files.router)
     app.include_router(runs.router)
     app.include_router(openai.router)
+    app.include_router(webhooks.router)
     mcp.mount(app)
     docs.mount(app)
     console.mount(app)

@@ -16,7 +16,8 @@ GatewayError                      INTERNAL_ERROR unless a subclass says otherwis
     │   ├── InvalidJsonSchema     400 INVALID_JSON_SCHEMA
     │   ├── ImageFetchFailed      400 IMAGE_FETCH_FAILED
     │   ├── NotADirectory         400 NOT_A_DIRECTORY
-    │   └── BinaryFile            400 BINARY_FILE
+    │   ├── BinaryFile            400 BINARY_FILE
+    │   └── WebhookUrlNotAllowed  400 WEBHOOK_URL_NOT_ALLOWED
     ├── Unauthorized              401 UNAUTHORIZED
     ├── PaymentRequired           402 BUDGET_EXCEEDED
     ├── Forbidden                 403 FORBIDDEN
@@ -28,7 +29,9 @@ GatewayError                      INTERNAL_ERROR unless a subclass says otherwis
     │   ├── FileNotFound          404 FILE_NOT_FOUND
     │   ├── RunNotFound           404 RUN_NOT_FOUND
     │   ├── ModelNotFound         404 MODEL_NOT_FOUND
-    │   └── ConversationNotFound  404 CONVERSATION_NOT_FOUND
+    │   ├── ConversationNotFound  404 CONVERSATION_NOT_FOUND
+    │   ├── WebhookNotFound       404 WEBHOOK_NOT_FOUND
+    │   └── DeliveryNotFound      404 DELIVERY_NOT_FOUND
     ├── RequestTimeout            408 REQUEST_TIMEOUT
     ├── Conflict                  409 CONFLICT
     │   ├── SessionEnded          409 SESSION_ENDED
@@ -38,7 +41,8 @@ GatewayError                      INTERNAL_ERROR unless a subclass says otherwis
     │   ├── WorkspaceBusy         409 WORKSPACE_BUSY
     │   ├── LiveChangeRefused     409 LIVE_CHANGE_REFUSED
     │   ├── SessionOnAnotherNode  409 SESSION_ON_ANOTHER_NODE
-    │   └── ConversationNotStarted  409 CONVERSATION_NOT_STARTED
+    │   ├── ConversationNotStarted  409 CONVERSATION_NOT_STARTED
+    │   └── WebhookDisabled       409 WEBHOOK_DISABLED
     ├── PayloadTooLarge           413 PAYLOAD_TOO_LARGE
     ├── InterruptFailed           502 INTERRUPT_FAILED
     ├── Unavailable               503 UNAVAILABLE
@@ -68,6 +72,7 @@ class ErrorCode(StrEnum):
     IMAGE_FETCH_FAILED = "IMAGE_FETCH_FAILED"
     NOT_A_DIRECTORY = "NOT_A_DIRECTORY"
     BINARY_FILE = "BINARY_FILE"
+    WEBHOOK_URL_NOT_ALLOWED = "WEBHOOK_URL_NOT_ALLOWED"
     UNAUTHORIZED = "UNAUTHORIZED"
     BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
     FORBIDDEN = "FORBIDDEN"
@@ -81,6 +86,8 @@ class ErrorCode(StrEnum):
     RUN_NOT_FOUND = "RUN_NOT_FOUND"
     MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
     CONVERSATION_NOT_FOUND = "CONVERSATION_NOT_FOUND"
+    WEBHOOK_NOT_FOUND = "WEBHOOK_NOT_FOUND"
+    DELIVERY_NOT_FOUND = "DELIVERY_NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
     REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
@@ -92,6 +99,7 @@ class ErrorCode(StrEnum):
     IS_A_DIRECTORY = "IS_A_DIRECTORY"
     WORKSPACE_BUSY = "WORKSPACE_BUSY"
     CONVERSATION_NOT_STARTED = "CONVERSATION_NOT_STARTED"
+    WEBHOOK_DISABLED = "WEBHOOK_DISABLED"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     RANGE_NOT_SATISFIABLE = "RANGE_NOT_SATISFIABLE"
@@ -146,6 +154,10 @@ ERROR_CODES: dict[ErrorCode, CodeInfo] = {
     E.IMAGE_FETCH_FAILED: CodeInfo(400, "An image URL could not be fetched."),
     E.NOT_A_DIRECTORY: CodeInfo(400, "MCP `list_files` on a file."),
     E.BINARY_FILE: CodeInfo(400, "MCP `read_file` as text of a file that is not UTF-8."),
+    E.WEBHOOK_URL_NOT_ALLOWED: CodeInfo(400, "A webhook URL that is not http(s), or names "
+                                        "a loopback, private, link-local or metadata "
+                                        "address (see `CLAUDE_GATEWAY_WEBHOOK_ALLOW_"
+                                        "PRIVATE`)."),
     E.UNAUTHORIZED: CodeInfo(401, "No API key, or not a valid one."),
     E.BUDGET_EXCEEDED: CodeInfo(402, "The key has spent its daily budget "
                                 "(`CLAUDE_GATEWAY_DAILY_BUDGET_USD`)."),
@@ -165,6 +177,9 @@ ERROR_CODES: dict[ErrorCode, CodeInfo] = {
                                 "(`model_not_found` to OpenAI clients)."),
     E.CONVERSATION_NOT_FOUND: CodeInfo(404, "A Claude conversation id that does not "
                                        "exist or is another key's."),
+    E.WEBHOOK_NOT_FOUND: CodeInfo(404, "No webhook endpoint with this id, or another "
+                                  "key's."),
+    E.DELIVERY_NOT_FOUND: CodeInfo(404, "No delivery with this id for this webhook."),
     E.METHOD_NOT_ALLOWED: CodeInfo(405, "The route exists, the method does not."),
     E.NOT_ACCEPTABLE: CodeInfo(406, "The response type asked for is not offered."),
     E.REQUEST_TIMEOUT: CodeInfo(408, "The request body did not arrive in time."),
@@ -182,6 +197,8 @@ ERROR_CODES: dict[ErrorCode, CodeInfo] = {
     E.WORKSPACE_BUSY: CodeInfo(409, "Another agent works in this workspace."),
     E.CONVERSATION_NOT_STARTED: CodeInfo(409, "The session has no conversation yet "
                                          "(nothing to fork)."),
+    E.WEBHOOK_DISABLED: CodeInfo(409, "The webhook endpoint is disabled: enable it "
+                                 "(`PATCH {\"enabled\": true}`) before retrying a delivery."),
     E.PAYLOAD_TOO_LARGE: CodeInfo(413, "A body, prompt, upload or image over its limit."),
     E.UNSUPPORTED_MEDIA_TYPE: CodeInfo(415, "A body that is not JSON where JSON is "
                                        "expected."),
@@ -371,6 +388,29 @@ class WorkspaceBusy(Conflict):
 
 class RunNotFound(NotFound):
     code = ErrorCode.RUN_NOT_FOUND
+
+
+class WebhookUrlNotAllowed(InvalidRequest):
+    code = ErrorCode.WEBHOOK_URL_NOT_ALLOWED
+
+
+class WebhookNotFound(NotFound):
+    code = ErrorCode.WEBHOOK_NOT_FOUND
+
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__(f"Webhook {webhook_id} not found", details={"webhookId": webhook_id})
+
+
+class DeliveryNotFound(NotFound):
+    code = ErrorCode.DELIVERY_NOT_FOUND
+
+    def __init__(self, delivery_id: str) -> None:
+        super().__init__(f"Delivery {delivery_id} not found",
+                         details={"deliveryId": delivery_id})
+
+
+class WebhookDisabled(Conflict):
+    code = ErrorCode.WEBHOOK_DISABLED
 
 
 class PermissionModeNotAllowed(Forbidden):

@@ -330,6 +330,41 @@ class Settings(BaseSettings):
         "body while it arrives (a client that stalls gets 408). It never applies once the "
         "body is in: streamed answers last as long as their turn.",
     )
+    webhook_allow_private: bool = Field(
+        False, description="Let webhook URLs reach loopback, private, link-local and "
+        "metadata addresses (self-hosted receivers). Off: such URLs get 400, and a name "
+        "that resolves to one is refused at connect time, never contacted.",
+    )
+    webhook_retry_schedule: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        description="Delays in seconds before each retry of a failed webhook delivery "
+        "(a JSON list; each gets +-10% jitter). The default retries 7 times over about "
+        "a day; once spent, the delivery is `failed`.",
+    )
+    webhook_timeout_seconds: float = Field(
+        15, gt=0, description="How long one webhook delivery attempt may take, connect "
+        "to answer; longer is a failed attempt.",
+    )
+    webhook_concurrency: int = Field(
+        16, ge=1, description="Webhook delivery attempts one node makes at once.",
+    )
+    webhook_disable_after_seconds: float = Field(
+        5 * 86400, ge=0, description="An endpoint whose deliveries all fail for this "
+        "long is disabled (and its owner's `webhook.disabled` subscribers told). 0: "
+        "never (a 410 answer still disables at once).",
+    )
+    webhook_retention_seconds: float = Field(
+        30 * 86400, gt=0, description="How long finished webhook deliveries stay in the "
+        "deliveries log.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="A bearer token that may read `GET /metrics` (for a scraper "
+        "that should hold no API key). Admin keys may always read it.",
+    )
+    metrics_per_key: bool = Field(
+        False, description="Label turn, token and cost metrics by API key name (one "
+        "series per key: mind the cardinality).",
+    )
     mock_model: bool = Field(
         False,
         description="Start the scripted mock model on a free loopback port and point "
@@ -349,6 +384,18 @@ class Settings(BaseSettings):
     @field_validator("cli_path", "claude_config_dir", "upstream_base_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _delays(cls, value: list[float]) -> list[float]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("every delay must be 0 or more seconds")
+        return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _no_empty_token(cls, value: Any) -> Any:
         return None if value == "" else value
 
     @field_validator("rate_limit", "auth_failure_rate_limit")
@@ -450,7 +497,8 @@ def describe_validation_error(exc: ValidationError) -> str:
             lines.append(f"{name.upper()} is not a known setting")
             continue
         value = error.get("input")
-        shown = "" if field.startswith(("upstream_", "api_keys")) else f" (got {value!r})"
+        shown = "" if field.startswith(("upstream_", "api_keys", "metrics_token")) else (
+            f" (got {value!r})")
         message = str(error['msg']).removeprefix('Value error, ')
         lines.append(f"{name}: {message}{shown}")
     return "\n".join(lines)

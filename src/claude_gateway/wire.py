@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from claude_gateway.runtime.options import AgentOptions
 from claude_gateway.storage.records import (
+    DeliveryRecord,
     EventRecord,
     MessageRecord,
     PermissionRecord,
     SessionRecord,
     Usage,
+    WebhookRecord,
 )
 
 if TYPE_CHECKING:
@@ -163,3 +165,31 @@ def run_to_api(record: SessionRecord, outcome: TurnOutcome | None) -> dict[str, 
         "workspace": record.workspace,
         **{k: v for k, v in turn.items() if k != "claudeSessionId"},
     }
+
+
+def webhook_to_api(webhook: WebhookRecord, *, secret: bool = False) -> dict[str, Any]:
+    """A webhook endpoint; its ``secret`` only in the answer that created it."""
+    shown: dict[str, Any] = {
+        "id": webhook.id, "url": webhook.url, "description": webhook.description,
+        "events": webhook.events, "enabled": webhook.enabled,
+        "disabledAt": rfc3339_or_none(webhook.disabled_at),
+        "disabledReason": webhook.disabled_reason,
+        "failingSince": rfc3339_or_none(webhook.failing_since),
+        "createdAt": rfc3339(webhook.created_at), "updatedAt": rfc3339(webhook.updated_at)}
+    if secret:
+        shown["secret"] = webhook.secret
+    return shown
+
+
+def delivery_to_api(delivery: DeliveryRecord) -> dict[str, Any]:
+    in_flight = delivery.status == "pending" and delivery.claimed_by is not None
+    return {
+        "id": delivery.id, "webhookId": delivery.webhook_id, "type": delivery.event_type,
+        "sessionId": delivery.session_id, "turnId": delivery.turn_id, "seq": delivery.seq,
+        "status": delivery.status, "sending": in_flight, "attempts": delivery.attempts,
+        "responseCode": delivery.last_status_code, "error": delivery.last_error,
+        "latencyMs": delivery.last_latency_ms,
+        "lastAttemptAt": rfc3339_or_none(delivery.last_attempt_at),
+        "nextAttemptAt": rfc3339_or_none(delivery.next_attempt_at)
+        if delivery.status == "pending" else None,
+        "createdAt": rfc3339(delivery.created_at)}

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -25,11 +26,14 @@ class InProcess:
 
 
 @asynccontextmanager
-async def in_process_gateway(tmp_path: Path, **overrides: object) -> AsyncIterator[InProcess]:
+async def in_process_gateway(tmp_path: Path, *, app_options: dict[str, Any] | None = None,
+                             **overrides: object) -> AsyncIterator[InProcess]:
+    """``app_options``: more keyword arguments of ``create_app``."""
     values: dict[str, object] = {"spare_processes": 0, "reaper_interval_seconds": 3600}
     values.update(overrides)
     agents = FakeAgents()
-    app = create_app(make_settings(tmp_path, **values), agent_factory=agents)
+    app = create_app(make_settings(tmp_path, **values), agent_factory=agents,
+                     **(app_options or {}))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         yield InProcess(client, agents, app)

@@ -21,6 +21,7 @@ from claude_gateway.services.openai_chat import ChatService
 from claude_gateway.services.permissions import PermissionBroker
 from claude_gateway.services.runs import RunService
 from claude_gateway.services.sessions import SessionManager
+from claude_gateway.services.webhooks import WebhookService
 from claude_gateway.settings import Settings
 
 
@@ -47,6 +48,11 @@ async def _chats(connection: HTTPConnection) -> ChatService:
 async def _permissions(connection: HTTPConnection) -> PermissionBroker:
     broker: PermissionBroker = connection.app.state.sessions.permissions
     return broker
+
+
+async def _webhooks(connection: HTTPConnection) -> WebhookService:
+    webhooks: WebhookService = connection.app.state.webhooks
+    return webhooks
 
 
 async def _caller(connection: HTTPConnection) -> Principal:
@@ -80,6 +86,7 @@ Runs = Annotated[RunService, Depends(_runs)]
 Chats = Annotated[ChatService, Depends(_chats)]
 Permissions = Annotated[PermissionBroker, Depends(_permissions)]
 Files = Annotated[FileService, Depends(_files)]
+Webhooks = Annotated[WebhookService, Depends(_webhooks)]
 Keys = Annotated[KeyRing, Depends(_keyring)]
 Failures = Annotated[AuthFailures, Depends(_auth_failures)]
 """Wrong keys per client address (first-frame WebSocket auth counts them too)."""

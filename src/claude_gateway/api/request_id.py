@@ -1,5 +1,6 @@
 """``X-Request-ID`` (and ``X-Gateway-Node``: which node answered) on every response,
-and one access-log line per request."""
+one access-log line per request, and the request metrics (by route template, never by
+the path: ids stay out of labels)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,9 +30,11 @@ def pick_request_id(incoming: str | None) -> str:
 class RequestIdMiddleware:
     """Pure ASGI middleware, so streaming responses pass through untouched."""
 
-    def __init__(self, app: ASGIApp, node_id: str = "") -> None:
+    def __init__(self, app: ASGIApp, node_id: str = "",
+                 observe: Callable[[str, str, int, float], None] | None = None) -> None:
         self.app = app
         self.node_id = node_id
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -60,12 +64,19 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            took = time.perf_counter() - started
             if scope["type"] == "http":
                 logger.info(
                     "%s %s %s", scope["method"], scope["path"], status,
                     extra={
                         "method": scope["method"], "path": scope["path"], "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                        "duration_ms": round(took * 1000, 1),
                     },
                 )
+            if self.observe is not None:
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                if scope["type"] == "http":
+                    self.observe(scope["method"], route, status, took)
+                else:
+                    self.observe("WEBSOCKET", route, status or 101, took)
             request_id_var.reset(token)

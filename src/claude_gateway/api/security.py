@@ -8,6 +8,7 @@ body (OpenAI's on its paths) with a stable code.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -265,6 +266,13 @@ class AuthMiddleware:
                 return str(values[0])
         return None
 
+    def _metrics_token(self, scope: Scope) -> bool:
+        """Whether the request carries ``CLAUDE_GATEWAY_METRICS_TOKEN``."""
+        expected = self.settings.metrics_token
+        token = self._token(scope)
+        return (expected is not None and token is not None
+                and hmac.compare_digest(token.encode(), expected.get_secret_value().encode()))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -278,6 +286,10 @@ class AuthMiddleware:
             return
         keyring = self.keyring()
         principal: Principal | None = None
+        if scope["path"] == "/metrics" and self._metrics_token(scope):
+            scope.setdefault("state", {})["metrics_token"] = True
+            await self.app(scope, receive, send)
+            return
         if keyring is not None and await keyring.enabled():
             token = self._token(scope)
             address = client_address(scope)

@@ -131,7 +131,7 @@ class Connection:
 
     async def pump_events(self, after: int) -> None:
         self.last_seq = after
-        async for event in self.sessions.event_stream(self.session_id, after):
+        async for event in self.sessions.event_stream(self.session_id, after, "websocket"):
             await self.send(envelope(event))
             self.last_seq = event.seq
         # The stream ended: the client fell behind, or the session was purged. Tell it

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from claude_gateway.concurrency import KeyedLocks
+from claude_gateway.events.announce import announcement
 from claude_gateway.events.envelope import TERMINAL_TURN_EVENTS
 from claude_gateway.storage.base import Listener, Store
 from claude_gateway.storage.records import EventRecord, Fence, NewEvent, StateChange
@@ -30,8 +32,9 @@ logger = logging.getLogger("claude_gateway.events")
 class Subscriber:
     """One live reader of a session's events."""
 
-    def __init__(self, session_id: str, size: int) -> None:
+    def __init__(self, session_id: str, size: int, transport: str = "sse") -> None:
         self.session_id = session_id
+        self.transport = transport
         self.queue: asyncio.Queue[EventRecord | None] = asyncio.Queue(size)
         self.overflowed = False
         self.closed = False
@@ -72,13 +75,20 @@ class EventLog:
         self._listener: Listener | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
+        self.observe: Callable[[EventRecord], None] | None = None
+        """Told of every event this node appends (metrics)."""
+        self.on_dropped: Callable[[str], None] | None = None
+        """Told the transport of each subscriber dropped for falling behind."""
         self.fence_of: Callable[[str], Fence | None] | None = None
         """This node's lease on a session, which its writes then carry (set by the
         session manager); a write whose lease was taken over raises FencedOut."""
 
     async def append(self, session_id: str, events: Sequence[NewEvent],
                      change: StateChange | None = None) -> list[EventRecord]:
-        """Store the events (and the state change they announce), then publish them."""
+        """Store the events (and the state change they announce, and the webhook
+        deliveries that announce them), then publish them."""
+        events = [e if (told := announcement(e.type, e.data)) is None
+                  else dataclasses.replace(e, announce=told) for e in events]
         if self.fence_of is not None and (change is None or change.fence is None):
             fence = self.fence_of(session_id)
             if fence is not None:
@@ -87,6 +97,9 @@ class EventLog:
         async with self._locks.hold(session_id):
             records = await self.store.append_events(session_id, events, change)
             self._publish(session_id, records)
+        if self.observe is not None:
+            for record in records:
+                self.observe(record)
         return records
 
     def _publish(self, session_id: str, records: Sequence[EventRecord]) -> None:
@@ -98,6 +111,8 @@ class EventLog:
                 subscriber.offer(record)
             if subscriber.overflowed:
                 self.unsubscribe(subscriber)
+                if self.on_dropped is not None:
+                    self.on_dropped(subscriber.transport)
         if session_id in self._subscribers:
             self._offered[session_id] = max(self._offered.get(session_id, 0),
                                             records[-1].seq)
@@ -183,8 +198,8 @@ class EventLog:
         """Sizes of the per-session state it holds (for leak checks)."""
         return {"append locks": len(self._locks), "subscribers": self.subscriber_count()}
 
-    def subscribe(self, session_id: str) -> Subscriber:
-        subscriber = Subscriber(session_id, self.subscriber_queue_size)
+    def subscribe(self, session_id: str, transport: str = "sse") -> Subscriber:
+        subscriber = Subscriber(session_id, self.subscriber_queue_size, transport)
         self._subscribers[session_id].add(subscriber)
         return subscriber
 
@@ -207,6 +222,13 @@ class EventLog:
             return len(self._subscribers.get(session_id, ()))
         return sum(len(s) for s in self._subscribers.values())
 
+    def subscribers_by_transport(self) -> dict[str, int]:
+        counts = {"sse": 0, "websocket": 0, "internal": 0}
+        for subscribers in self._subscribers.values():
+            for subscriber in subscribers:
+                counts[subscriber.transport] = counts.get(subscriber.transport, 0) + 1
+        return counts
+
     async def replay(self, session_id: str, after: int) -> AsyncIterator[EventRecord]:
         """Stored events after ``after``, in pages."""
         while True:
@@ -217,13 +239,13 @@ class EventLog:
             if len(page) < self.page_size:
                 return
 
-    async def stream(self, session_id: str, after: int, *, follow: bool = True
-                     ) -> AsyncIterator[EventRecord]:
+    async def stream(self, session_id: str, after: int, *, follow: bool = True,
+                     transport: str = "sse") -> AsyncIterator[EventRecord]:
         """Replay after ``after``, then (with ``follow``) live events, none lost or repeated.
 
         Ends when the subscriber falls behind or the session's streams are closed.
         """
-        subscriber = self.subscribe(session_id) if follow else None
+        subscriber = self.subscribe(session_id, transport) if follow else None
         last = after
         try:
             async for event in self.replay(session_id, after):
@@ -252,11 +274,11 @@ class EventLog:
             if subscriber is not None:
                 self.unsubscribe(subscriber)
 
-    async def stream_turn(self, session_id: str, turn_id: str, after: int
-                          ) -> AsyncGenerator[EventRecord, None]:
+    async def stream_turn(self, session_id: str, turn_id: str, after: int,
+                          transport: str = "sse") -> AsyncGenerator[EventRecord, None]:
         """The events of one turn, from ``after`` until it completes, fails or is
         interrupted."""
-        async for event in self.stream(session_id, after):
+        async for event in self.stream(session_id, after, transport=transport):
             if event.turn_id != turn_id:
                 continue
             yield event

@@ -267,6 +267,10 @@ class PermissionBroker:
                 if w.record.session_id == session_id and not w.resolved
                 and (turn_id is None or w.record.turn_id == turn_id)]
 
+    def pending_here(self) -> int:
+        """Requests waiting for an answer on this node."""
+        return sum(1 for w in self._waiting.values() if not w.resolved)
+
     def holds(self, request_id: str) -> bool:
         """Whether the request waits on this node."""
         return request_id in self._waiting

@@ -11,7 +11,9 @@ from typing import Any, Protocol
 
 from claude_gateway.storage.records import (
     ApiKeyRecord,
+    AttemptResult,
     CommandRecord,
+    DeliveryRecord,
     EventRecord,
     Fence,
     LeaseRecord,
@@ -24,6 +26,7 @@ from claude_gateway.storage.records import (
     StateChange,
     TurnRecord,
     Usage,
+    WebhookRecord,
 )
 
 
@@ -260,3 +263,38 @@ class Store(Protocol):
     async def count_busy_turns(self, owner: str) -> int:
         """The owner's turns queued or running, on every node."""
         ...
+
+    # webhooks
+    on_deliveries: Callable[[], None] | None
+    """Called after a write queued webhook deliveries (the worker wakes)."""
+
+    async def create_webhook(self, webhook: WebhookRecord) -> None: ...
+    async def get_webhook(self, webhook_id: str) -> WebhookRecord | None: ...
+    async def list_webhooks(self, owner: str | None = None) -> list[WebhookRecord]: ...
+    async def update_webhook(self, webhook_id: str, **fields: Any) -> WebhookRecord | None:
+        """Set columns (enabling clears the disabled and failing marks)."""
+        ...
+    async def delete_webhook(self, webhook_id: str) -> bool: ...
+    async def add_delivery(self, webhook: WebhookRecord, event_type: str,
+                           data: dict[str, Any], *, node_id: str, claim_seconds: float
+                           ) -> DeliveryRecord:
+        """A delivery of no stored event, claimed by ``node_id`` for its first attempt."""
+        ...
+    async def get_delivery(self, delivery_id: str) -> DeliveryRecord | None: ...
+    async def list_deliveries(self, webhook_id: str, *, limit: int,
+                              before: tuple[datetime, str] | None = None,
+                              status: str | None = None) -> list[DeliveryRecord]: ...
+    async def claim_deliveries(self, node_id: str, limit: int, claim_seconds: float
+                               ) -> list[tuple[DeliveryRecord, WebhookRecord]]:
+        """Claim due deliveries for one attempt each; no two nodes claim one."""
+        ...
+    async def finish_attempt(self, delivery: DeliveryRecord, node_id: str,
+                             result: AttemptResult, *, retry_in: float | None,
+                             disable_after: float) -> tuple[DeliveryRecord, bool] | None:
+        """Record an attempt (None if the claim was lost); disables on 410 or after
+        ``disable_after`` seconds of failures."""
+        ...
+    async def retry_delivery(self, delivery_id: str) -> DeliveryRecord | None: ...
+    async def next_delivery_due(self) -> datetime | None: ...
+    async def release_claims(self, node_id: str) -> int: ...
+    async def prune_deliveries(self, finished_before: datetime) -> int: ...

@@ -116,6 +116,18 @@ class NewEvent:
     turn_id: str | None = None
     message_role: str | None = None
     message_content: Any = None
+    announce: Announcement | None = None
+    """Set when webhooks may announce it: the store then queues a delivery for each of
+    the session owner's endpoints that subscribe to it, in the same transaction."""
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """What a webhook delivery says of an event: its webhook type (``session.expired``
+    is a ``session.ended`` of an expired session) and its data, kept thin."""
+
+    type: str
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -211,3 +223,58 @@ class CommandRecord:
     id: int = 0
     answer: dict[str, Any] | None = None
     created_at: datetime | None = None
+
+
+@dataclass
+class WebhookRecord:
+    id: str
+    owner: str
+    url: str
+    events: list[str]
+    secret: str
+    created_at: datetime
+    updated_at: datetime
+    description: str = ""
+    enabled: bool = True
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+    failing_since: datetime | None = None
+
+    def wants(self, event_type: str) -> bool:
+        return "*" in self.events or event_type in self.events
+
+
+@dataclass
+class DeliveryRecord:
+    id: str
+    webhook_id: str
+    owner: str
+    event_type: str
+    data: dict[str, Any]
+    status: str
+    created_at: datetime
+    attempts: int = 0
+    session_id: str | None = None
+    turn_id: str | None = None
+    seq: int | None = None
+    next_attempt_at: datetime | None = None
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    last_latency_ms: int | None = None
+    last_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """How one attempt of a delivery went."""
+
+    status_code: int | None
+    error: str | None
+    latency_ms: int
+    at: datetime
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300

@@ -247,3 +247,54 @@ workspace_holds = Table(
 )
 """Which session has work in a workspace, cluster-wide (WORKSPACE_BUSY on every node).
 A hold whose node is gone may be taken."""
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("description", String(512), nullable=False, default=""),
+    Column("events", JSON, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("disabled_at", UTCDateTime),
+    Column("disabled_reason", Text),
+    Column("failing_since", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_webhooks_owner", "owner"),
+)
+"""A key's webhook endpoints: where to send which events, signed with ``secret``.
+``failing_since``: when its deliveries began to fail with no success since."""
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("webhook_id", String(40), ForeignKey("webhooks.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("session_id", String(64)),
+    Column("turn_id", String(64)),
+    Column("seq", BigInteger),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("claimed_by", String(128)),
+    Column("claimed_until", UTCDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("last_latency_ms", Integer),
+    Column("last_attempt_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_webhook", "webhook_id", "created_at"),
+)
+"""One event for one endpoint, written in the transaction of the event it announces;
+``pending`` until a node's worker sends it (a claim, ``claimed_by`` until
+``claimed_until``, makes exactly one node send each attempt), then ``succeeded`` or,
+once the retry schedule is spent, ``failed``. Its id is the ``webhook-id`` header of
+every attempt."""

@@ -109,7 +109,8 @@ class TurnWatch:
 
     async def _watch(self, session_id: str, pending: PendingTurn) -> None:
         async for event in self.events.stream_turn(session_id, pending.id,
-                                                   max(0, pending.queued_seq - 1)):
+                                                   max(0, pending.queued_seq - 1),
+                                                   transport="internal"):
             if event.type in TERMINAL_TURN_EVENTS and not pending.done.done():
                 pending.done.set_result(TurnOutcome(
                     pending.id, TurnStatus(event.type.removeprefix("turn.")), event.data))

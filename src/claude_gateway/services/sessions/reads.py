@@ -126,9 +126,10 @@ class SessionReads:
                           ) -> list[EventRecord]:
         return await self.store.list_events(session_id, after=after, limit=limit)
 
-    def event_stream(self, session_id: str, after: int) -> AsyncIterator[EventRecord]:
+    def event_stream(self, session_id: str, after: int, transport: str = "sse"
+                     ) -> AsyncIterator[EventRecord]:
         """The session's events after ``after``, then live ones (see EventLog.stream)."""
-        return self.events.stream(session_id, after)
+        return self.events.stream(session_id, after, transport=transport)
 
     async def turn(self, session_id: str, turn_id: str) -> TurnRecord:
         turn = await self.store.get_turn(turn_id)
@@ -147,6 +148,26 @@ class SessionReads:
                                        locks=self.locks, permissions=self.permissions,
                                        store=self.store, events=self.events)
 
+
+    def owner_of(self, session_id: str) -> str | None:
+        """A live session's owner, if this node holds it in memory."""
+        live = self._live.get(session_id)
+        return live.owner if live is not None and live.owner_known else None
+
+    async def gauges(self) -> dict[str, Any]:
+        """What ``/metrics`` reads at each scrape (this node's, but sessions: all)."""
+        lives = self._live.all()
+        spares = self.supervisor.spares
+        return {
+            "sessions": await self.store.count_sessions_by_status(None),
+            "processes": len(self.supervisor.pool.live),
+            "spares": sum(spares.ready(profile.key) for profile in spares.profiles),
+            "max_processes": self.supervisor.pool.max_processes,
+            "queued": sum(len(live.queued) for live in lives),
+            "running": sum(1 for live in lives if live.current is not None),
+            "permissions": self.permissions.pending_here(),
+            "subscribers": self.events.subscribers_by_transport(),
+        }
 
     def turn_events(self, session_id: str, turn_id: str, after: int
                     ) -> AsyncGenerator[EventRecord, None]:

@@ -36,6 +36,7 @@ from claude_gateway.events.normalize import (
     turn_outcome,
     usage_of,
 )
+from claude_gateway.observability.tracing import NO_TRACING, Tracing
 from claude_gateway.runtime.agent import AgentError, AgentProcess, ProcessExit, Prompt
 from claude_gateway.services.permissions import PermissionBroker
 from claude_gateway.services.prompts import prompt_blocks
@@ -101,6 +102,8 @@ class _Announcement:
 
 
 class TurnRunner:
+    tracing: Tracing = NO_TRACING
+
     def __init__(self, events: EventLog, live: LiveSessions, supervisor: ProcessSupervisor,
                  admission: Admission, permissions: PermissionBroker,
                  locks: WorkspaceLocks) -> None:
@@ -120,7 +123,8 @@ class TurnRunner:
         """Queue a prompt (its workspace is held already) and record ``turn.queued``."""
         loop = asyncio.get_running_loop()
         recorded: asyncio.Future[None] = loop.create_future()
-        pending = PendingTurn(turn_id, prompt, loop.create_future(), recorded=recorded)
+        pending = PendingTurn(turn_id, prompt, loop.create_future(), recorded=recorded,
+                              trace=self.tracing.current())
         position = live.busy_turns()
         # The worker may hand the prompt to a warm CLI while turn.queued is being written;
         # it announces the turn only once that write is done, so the log stays in order.
@@ -161,7 +165,9 @@ class TurnRunner:
             live.queued.remove(pending)
             live.current = pending
             try:
-                await self._run_turn(live, pending)
+                with self.tracing.span("turn", {"session.id": live.id, "turn.id": pending.id},
+                                       parent=pending.trace):
+                    await self._run_turn(live, pending)
             except FencedOut:
                 # Another node took the session over: never write for it again.
                 await self.supervisor.fenced_out(live)

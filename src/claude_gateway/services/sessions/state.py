@@ -146,6 +146,8 @@ class PendingTurn:
     """Done once ``turn.queued`` is in the store (failed if it could not be written)."""
     remote: bool = False
     """Run by another node (watched here through the event log)."""
+    trace: Any = None
+    """The trace context of the request that sent it (its ``turn`` span's parent)."""
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from claude_gateway.errors import ErrorCode, LiveChangeRefused
 from claude_gateway.events.envelope import EventType
 from claude_gateway.events.log import EventLog
+from claude_gateway.observability.tracing import NO_TRACING, Tracing
 from claude_gateway.runtime.agent import (
     AgentError,
     AgentFactory,
@@ -62,6 +64,8 @@ restarted with it instead."""
 
 
 class ProcessSupervisor:
+    tracing: Tracing = NO_TRACING
+
     def __init__(self, settings: Settings, store: Store, events: EventLog,
                  live: LiveSessions, pool: ProcessPool, *, permissions: PermissionBroker,
                  transcripts: TranscriptStore, cli_path: Path, cli_env: dict[str, str],
@@ -179,6 +183,7 @@ class ProcessSupervisor:
                 launch = Launch(session_id=str(uuid.uuid4()))
             binding = ProcessBinding(live.id, live.current_turn_id,
                                      non_interactive=options.non_interactive)
+            started = time.monotonic()
             process = await self.supply.adopt(record, spec, launch, binding)
             adopted = process is not None
             if process is None:
@@ -199,7 +204,8 @@ class ProcessSupervisor:
                                             if live.current else SessionStatus.IDLE)
             await self.events.emit(live.id, EventType.PROCESS_STARTED, {
                 "pid": process.pid, "resumed": launch.resume is not None,
-                "forked": launch.fork, "spare": adopted})
+                "forked": launch.fork, "spare": adopted,
+                "startMs": round((time.monotonic() - started) * 1000)})
             return process
 
     async def fenced_out(self, live: LiveSession) -> None:
@@ -231,7 +237,9 @@ class ProcessSupervisor:
             # with a link since the session was created.
             starting = self.launcher.new_process(spec, Placement(record.home, record.workspace),
                                          launch, binding)
-            await asyncio.wait_for(starting.start(), self.settings.spawn_timeout_seconds)
+            with self.tracing.span("cli.spawn", {"session.id": live.id,
+                                                 "cli.resume": launch.resume is not None}):
+                await asyncio.wait_for(starting.start(), self.settings.spawn_timeout_seconds)
             return starting
         except BaseException as exc:
             await self.pool.release(live.id)

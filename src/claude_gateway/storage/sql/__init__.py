@@ -10,6 +10,7 @@
 ``leases``         nodes, and the lease of each live session (fencing)
 ``cluster``        the inbox of commands between nodes, workspace holds, work counts
 ``transcripts``    the CLI transcripts of the SDK's ``SessionStore``
+``webhooks``       webhook endpoints and their durable deliveries
 =================  =====================================================================
 """
 
@@ -21,10 +22,11 @@ from claude_gateway.storage.sql.permissions import PermissionRows
 from claude_gateway.storage.sql.sessions import SessionRows
 from claude_gateway.storage.sql.transcripts import TranscriptRows
 from claude_gateway.storage.sql.turns import TurnRows
+from claude_gateway.storage.sql.webhooks import WebhookRows
 
 
 class SqlStore(SessionRows, TurnRows, EventRows, PermissionRows, ApiKeyRows, TranscriptRows,
-               LeaseRows, ClusterRows):
+               LeaseRows, ClusterRows, WebhookRows):
     """One repository per aggregate, over one engine (see :mod:`.engine`)."""
 
 

@@ -26,6 +26,7 @@ and a second code path for one database.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from claude_gateway.observability.tracing import NO_TRACING, Tracing
 from claude_gateway.storage.base import DuplicateRecord, StoreError
 from claude_gateway.storage.migrations import current_revision, head_revision, upgrade_to_head
 from claude_gateway.storage.sql.listen import EventListener, OnEvent, event_payloads
@@ -82,6 +84,12 @@ class SqlEngine:
         self._engine: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
+        self.tracing: Tracing = NO_TRACING
+        """Spans of its transactions (``store.read``, ``store.write``)."""
+        self.observe: Callable[[str, float], None] | None = None
+        """Told each transaction's kind (``read``, ``write``) and seconds (metrics)."""
+        self.on_deliveries: Callable[[], None] | None = None
+        """Called (on the event loop) after a write queued webhook deliveries."""
 
     def listen_events(self, on_event: OnEvent, on_gap: Callable[[], None]
                       ) -> EventListener | None:
@@ -143,21 +151,33 @@ class SqlEngine:
     async def _write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a transaction on the writer thread."""
         def run() -> T:
-            with self.engine.begin() as conn:
-                return work(conn)
+            started = time.perf_counter()
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            finally:
+                if self.observe is not None:
+                    self.observe("write", time.perf_counter() - started)
 
         if self._writer is None:
             raise RuntimeError("store not started")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+            with self.tracing.span("store.write"):
+                return await asyncio.get_running_loop().run_in_executor(self._writer, run)
         except IntegrityError as exc:  # the one place SQLAlchemy's errors are mapped
             raise DuplicateRecord(str(exc.orig)) from exc
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
         def run() -> T:
-            with self.engine.connect() as conn:
-                return work(conn)
+            started = time.perf_counter()
+            try:
+                with self.engine.connect() as conn:
+                    return work(conn)
+            finally:
+                if self.observe is not None:
+                    self.observe("read", time.perf_counter() - started)
 
         if self._reader is None:
             raise RuntimeError("store not started")
-        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+        with self.tracing.span("store.read"):
+            return await asyncio.get_running_loop().run_in_executor(self._reader, run)

@@ -27,6 +27,7 @@ from claude_gateway.storage.sql.engine import EVENTS_CHANNEL, USAGE_COLUMNS, Sql
 from claude_gateway.storage.sql.leases import fenced, raise_missing_or_fenced
 from claude_gateway.storage.sql.permissions import insert_permission
 from claude_gateway.storage.sql.turns import insert_turn
+from claude_gateway.storage.sql.webhooks import queue_deliveries
 
 
 def event_from_row(row: Row[Any]) -> EventRecord:
@@ -51,7 +52,10 @@ class EventRows(SqlEngine):
                 values[column] = getattr(table.c, column) + getattr(change.usage, column)
             values["total_cost_usd"] = table.c.total_cost_usd + change.usage.total_cost_usd
 
+        queued = 0
+
         def work(conn: Connection) -> list[EventRecord]:
+            nonlocal queued
             if change.new_turn is not None:
                 insert_turn(conn, change.new_turn)
             if change.new_permission is not None:
@@ -95,9 +99,13 @@ class EventRows(SqlEngine):
                 conn.execute(text("SELECT pg_notify(:channel, :payload)"), {
                     "channel": EVENTS_CHANNEL,
                     "payload": f"{self.node_id} {session_id} {first} {last}"})
+            queued = queue_deliveries(conn, owner, events, records)
             return records
 
-        return await self._write(work)
+        written = await self._write(work)
+        if queued and self.on_deliveries is not None:
+            self.on_deliveries()
+        return written
 
     async def list_events(self, session_id: str, *, after: int = 0, limit: int = 1000
                           ) -> list[EventRecord]:
