@@ -141,3 +141,41 @@ def test_python_m_serve_with_mock_model_answers_health(tmp_path: Path) -> None:
     assert "gateway stopped" in output
     assert mock_url.startswith("http://127.0.0.1:")
     assert (tmp_path / "data" / "claude").is_dir()
+
+
+def test_doctor_checks_that_webhook_endpoints_answer(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from claude_gateway.storage.records import WebhookRecord
+    from claude_gateway.storage.sql import SqlStore
+    from tests.helpers.webhooks import Receiver
+
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+    with Receiver() as receiver, MockModelServer(MockModel(api_key="good-key")) as upstream:
+        async def add_hooks() -> None:
+            store = SqlStore(f"sqlite:///{tmp_path / 'data' / 'gateway.db'}")
+            await store.start()
+            moment = datetime.now(UTC)
+            for hook_id, url in (("wh_up", receiver.url("up")), ("wh_down", dead)):
+                await store.create_webhook(WebhookRecord(
+                    id=hook_id, owner="alice", url=url, events=["*"], secret="whsec_eA==",
+                    created_at=moment, updated_at=moment))
+            await store.close()
+
+        asyncio.run(add_hooks())
+        monkeypatch.setenv("CLAUDE_GATEWAY_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("CLAUDE_GATEWAY_WEBHOOK_ALLOW_PRIVATE", "true")
+        monkeypatch.setenv("CLAUDE_GATEWAY_UPSTREAM_BASE_URL", upstream.url)
+        monkeypatch.setenv("CLAUDE_GATEWAY_UPSTREAM_API_KEY", "good-key")
+        result = runner.invoke(app, ["doctor"])
+        monkeypatch.setenv("CLAUDE_GATEWAY_WEBHOOK_ALLOW_PRIVATE", "false")
+        guarded = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 1, result.output
+    assert "[FAIL] Webhooks" in result.output
+    assert "1 of 2 endpoints do not answer: wh_down of alice" in result.output
+    assert receiver.count("up") == 0  # a GET, never a delivery
+    assert "not a public address" in guarded.output  # the guard holds here too

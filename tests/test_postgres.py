@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from claude_gateway.storage.migrations import head_revision
-from claude_gateway.storage.records import NewEvent, SessionRecord
+from claude_gateway.storage.records import Announcement, NewEvent, SessionRecord, WebhookRecord
 from claude_gateway.storage.sql import SqlStore
 from tests.helpers.postgres import scratch_database
 
@@ -55,6 +55,38 @@ async def test_sequence_numbers_stay_gap_free_across_nodes() -> None:
             assert [e.seq for e in await nodes[2].list_events("s1", limit=500)] == seen
             session = await nodes[1].get_session("s1")
             assert session is not None and session.last_seq == 240
+        finally:
+            for node in nodes:
+                await node.close()
+
+
+async def test_each_webhook_delivery_is_claimed_by_exactly_one_node() -> None:
+    with scratch_database("hooks") as url:
+        nodes = [SqlStore(url, pool_size=6, node_id=f"n{i}") for i in range(3)]
+        for node in nodes:
+            await node.start()
+        try:
+            moment = datetime.now(UTC)
+            await nodes[0].create_session(SessionRecord(
+                id="s1", owner="alice", status="idle", workspace="w",
+                permission_mode="default", created_at=moment, last_activity_at=moment))
+            await nodes[0].create_webhook(WebhookRecord(
+                id="wh_1", owner="alice", url="https://example.com/h", events=["*"],
+                secret="whsec_c2VjcmV0", created_at=moment, updated_at=moment))
+            for i in range(60):
+                await nodes[i % 3].append_events("s1", [NewEvent(
+                    "turn.completed", {"i": i}, f"t{i}",
+                    announce=Announcement("turn.completed", {"i": i}))])
+
+            async def claimer(node: SqlStore) -> list[str]:
+                mine: list[str] = []
+                while claimed := await node.claim_deliveries(node.node_id, 4, 30):
+                    mine += [d.id for d, _ in claimed]
+                return mine
+
+            results = await asyncio.gather(*(claimer(node) for node in nodes for _ in range(2)))
+            claimed = [d for ids in results for d in ids]
+            assert len(claimed) == 60 and len(set(claimed)) == 60
         finally:
             for node in nodes:
                 await node.close()

@@ -83,9 +83,12 @@ async def test_endpoints_are_per_key_and_the_secret_is_shown_once(tmp_path: Path
             public = await gw.client.post("/v1/webhooks", headers=A, json={
                 "url": "https://8.8.8.8/hook", "events": ["*"]})
             assert public.status_code == 201
-            bad = await gw.client.post("/v1/webhooks", headers=A, json={
-                "url": receiver.url("a"), "events": ["turn.finished"]})
-            assert_error(bad, 400, "INVALID_REQUEST")
+            for bad in ({"url": receiver.url("a"), "events": ["turn.finished"]},
+                        {"url": "ftp://example.com/hook", "events": ["*"]},
+                        {"url": "https://user:pw@example.com/", "events": ["*"]},
+                        {"url": receiver.url("a"), "events": []}):
+                refused = await gw.client.post("/v1/webhooks", headers=A, json=bad)
+                assert_error(refused, 400, "INVALID_REQUEST")
             deleted = await gw.client.delete(f"/v1/webhooks/{hook['id']}", headers=A)
             assert deleted.status_code == 204
             gone = await gw.client.get(f"/v1/webhooks/{hook['id']}", headers=A)
@@ -284,7 +287,7 @@ async def test_the_test_ping_is_signed_and_reports_its_attempt(tmp_path: Path) -
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data",
     "https://10.0.0.1/hook", "http://[::1]:8080/hook", "http://localhost/hook",
-    "http://[::ffff:127.0.0.1]/hook", "ftp://example.com/hook"])
+    "http://[::ffff:127.0.0.1]/hook", "http://0.0.0.0:8080/", "http://100.64.0.1/"])
 async def test_private_targets_are_refused_unless_allowed(tmp_path: Path, url: str) -> None:
     async with gateway(tmp_path, webhook_allow_private=False) as gw:
         refused = await gw.client.post("/v1/webhooks", headers=A,

@@ -133,6 +133,65 @@ def check_upstream(settings: Settings, environ: dict[str, str], timeout: float =
     return Check("Upstream", True, f"{base} answers (HTTP {response.status_code})")
 
 
+def stored_webhooks(settings: Settings) -> list[tuple[str, str, str]] | None:
+    """(id, owner, url) of every enabled endpoint in the database, read without
+    migrating it; None if there is no database (or no webhooks table) yet."""
+    from sqlalchemy import create_engine, inspect, select
+
+    from claude_gateway.storage import schema
+
+    if settings.single_node:
+        path = settings.database_url.removeprefix("sqlite:///")
+        if not Path(path).exists():
+            return None
+    url = settings.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("webhooks"):
+                return None
+            table = schema.webhooks
+            rows = conn.execute(select(table.c.id, table.c.owner, table.c.url)
+                                .where(table.c.enabled.is_(True))).all()
+            return [(r[0], r[1], r[2]) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def check_webhooks(settings: Settings) -> Check:
+    """Whether each enabled webhook endpoint answers, through the same guard deliveries
+    take (a plain GET: any HTTP answer means it is reachable)."""
+    import asyncio
+
+    from claude_gateway.services.webhooks.targets import guarded_client
+
+    try:
+        hooks = stored_webhooks(settings)
+    except Exception as exc:  # the database check is not this one's job
+        return Check("Webhooks", True, f"not checked: {exc.__class__.__name__}")
+    if not hooks:
+        return Check("Webhooks", True, "no endpoints")
+
+    async def probe() -> list[str]:
+        problems = []
+        async with guarded_client(allow_private=settings.webhook_allow_private,
+                                  timeout=min(5.0, settings.webhook_timeout_seconds),
+                                  max_connections=8) as client:
+            for hook_id, owner, url in hooks:
+                try:
+                    await client.get(url)
+                except httpx.HTTPError as exc:
+                    problems.append(f"{hook_id} of {owner or '(no key)'} ({url}): "
+                                    f"{str(exc) or exc.__class__.__name__}")
+        return problems
+
+    problems = asyncio.run(probe())
+    if problems:
+        return Check("Webhooks", False, f"{len(problems)} of {len(hooks)} endpoints do not "
+                     "answer: " + "; ".join(problems))
+    return Check("Webhooks", True, f"{len(hooks)} endpoints answer")
+
+
 def run_checks(settings: Settings, environ: dict[str, str] | None = None,
                check_network: bool = True) -> list[Check]:
     environ = dict(os.environ if environ is None else environ)
@@ -150,4 +209,5 @@ def run_checks(settings: Settings, environ: dict[str, str] | None = None,
         checks.append(Check("Settings", True, "; ".join(settings.deprecations())))
     if check_network:
         checks.append(check_upstream(settings, environ))
+        checks.append(check_webhooks(settings))
     return checks

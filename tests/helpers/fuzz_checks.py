@@ -6,7 +6,8 @@ documents and a schema cannot express. Everything else those checks catch still 
   state no schema describes: a cursor beyond the session's last event, a name that
   resolves through a symlink or does not exist on disk, an environment variable the
   operator reserves, a structured-output schema the engine's JSON Schema validator
-  refuses (OpenAPI cannot say what a valid JSON Schema is). Those refusals carry their
+  refuses (OpenAPI cannot say what a valid JSON Schema is), a webhook URL whose address
+  the operator's policy refuses (loopback, private, link-local). Those refusals carry their
   own codes; a generic validation error (``INVALID_REQUEST``) on schema-valid data is
   still a failure.
 - ``use_after_free``: ``DELETE /v1/sessions/{id}`` without ``purge`` *ends* a session and
@@ -25,7 +26,7 @@ from schemathesis.openapi.checks import RejectedPositiveData, UseAfterFree
 from schemathesis.specs.openapi.checks import positive_data_acceptance, use_after_free
 
 STATE_DEPENDENT = {"INVALID_CURSOR", "PATH_OUTSIDE_WORKSPACE", "INVALID_PATH",
-                   "ENV_NOT_ALLOWED", "INVALID_JSON_SCHEMA"}
+                   "ENV_NOT_ALLOWED", "INVALID_JSON_SCHEMA", "WEBHOOK_URL_NOT_ALLOWED"}
 
 
 def _error_code(response: Any) -> str | None:

@@ -19,6 +19,8 @@ from claude_gateway.services.sessions import CURSOR_PATTERN, decode_cursor, enco
 from claude_gateway.wire import delivery_to_api, webhook_to_api
 
 EventName = Literal["*", *WEBHOOK_EVENT_TYPES]  # type: ignore[valid-type]
+URL_PATTERN = r"^https?://([^/?#\s:@\[\]]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#]\S*)?$"
+"""An http(s) URL with a host (a name or an address), no user info."""
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"],
                    responses=error_responses(ErrorOut))
@@ -26,7 +28,8 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"],
 
 class WebhookBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(max_length=2048, examples=["https://ci.example.com/hooks/claude"],
+    url: str = Field(max_length=2048, pattern=URL_PATTERN,
+                     examples=["https://ci.example.com/hooks/claude"],
                      description="Where to POST deliveries (http or https). It must "
                      "reach a public address unless the operator allows private ones.")
     events: list[EventName] = Field(min_length=1, max_length=len(WEBHOOK_EVENT_TYPES) + 1,
@@ -37,7 +40,7 @@ class WebhookBody(BaseModel):
 
 class WebhookPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str | None = Field(None, max_length=2048)
+    url: str | None = Field(None, max_length=2048, pattern=URL_PATTERN)
     events: list[EventName] | None = Field(None, min_length=1,
                                            max_length=len(WEBHOOK_EVENT_TYPES) + 1)
     description: str | None = Field(None, max_length=512)

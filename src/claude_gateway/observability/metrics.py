@@ -168,7 +168,7 @@ class Metrics:
         elif type_ == EventType.PERMISSION_RESOLVED:
             waited = self._permissions.since(str(data.get("requestId", "")))
             if waited is not None:
-                self.permission_wait.labels(str(data.get("decision") or "unknown")).observe(
+                self.permission_wait.labels(str(data.get("status") or "unknown")).observe(
                     waited)
         elif type_ == EventType.PROCESS_STARTED:
             self.spawns.labels("started").inc()

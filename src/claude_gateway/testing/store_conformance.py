@@ -27,6 +27,8 @@ from claude_gateway.storage.base import (
 )
 from claude_gateway.storage.records import (
     ACTIVE_SESSION_STATUSES,
+    Announcement,
+    AttemptResult,
     CommandRecord,
     Fence,
     NewEvent,
@@ -36,6 +38,7 @@ from claude_gateway.storage.records import (
     StateChange,
     TurnRecord,
     Usage,
+    WebhookRecord,
 )
 from claude_gateway.storage.transcripts import TranscriptStore
 
@@ -393,6 +396,74 @@ async def transcripts_pass_the_sdk_suite(make_store: MakeStore) -> None:
             await store.close()
 
 
+def _hook(hook_id: str, owner: str, events: list[str]) -> WebhookRecord:
+    moment = datetime.now(UTC)
+    return WebhookRecord(id=hook_id, owner=owner, url=f"https://example.com/{hook_id}",
+                         events=events, secret="whsec_c2VjcmV0",  # noqa: S106
+                         created_at=moment,
+                         updated_at=moment)
+
+
+async def webhook_deliveries_are_queued_with_their_events_and_claimed_once(
+        store: Store) -> None:
+    await store.create_session(session("s1", owner="alice"))
+    await store.create_session(session("s2", owner="bob"))
+    for hook in (_hook("wh_done", "alice", ["turn.completed"]),
+                 _hook("wh_all", "alice", ["*"]), _hook("wh_bob", "bob", ["*"])):
+        await store.create_webhook(hook)
+    announced = NewEvent("turn.completed", {"result": "ok"}, "t1",
+                         announce=Announcement("turn.completed", {"result": "ok"}))
+    await store.append_events("s1", [NewEvent("message.delta", {}, "t1"), announced])
+    await store.append_events("s1", [NewEvent("session.created", {}, None,
+                              announce=Announcement("session.created", {}))])
+    done = await store.list_deliveries("wh_done", limit=10)
+    _equal([(d.event_type, d.seq, d.turn_id, d.status, d.data) for d in done],
+           [("turn.completed", 2, "t1", "pending", {"result": "ok"})], "one delivery")
+    _equal(len(await store.list_deliveries("wh_all", limit=10)), 2, "deliveries to *")
+    _equal(await store.list_deliveries("wh_bob", limit=10), [], "another owner's")
+    claimed = await store.claim_deliveries("node-a", 10, 30)
+    _equal(sorted(d.webhook_id for d, _ in claimed), ["wh_all", "wh_all", "wh_done"],
+           "claimed")
+    _equal({d.attempts for d, _ in claimed}, {1}, "attempts counted at the claim")
+    _equal(await store.claim_deliveries("node-b", 10, 30), [], "claimed twice")
+    moment = datetime.now(UTC)
+    first, hook = next((d, h) for d, h in claimed if d.webhook_id == "wh_done")
+    _equal(hook.secret, "whsec_c2VjcmV0", "the endpoint comes with its claim")
+    lost = await store.finish_attempt(first, "node-b", AttemptResult(200, None, 5, moment),
+                                      retry_in=None, disable_after=60)
+    _equal(lost, None, "a finish by a node that holds no claim")
+    again = await store.finish_attempt(first, "node-a", AttemptResult(500, "answered 500",
+                                                                      7, moment),
+                                       retry_in=0, disable_after=3600)
+    if again is None or again[0].status != "pending" or again[1]:
+        raise ContractFailed(f"a failed attempt with retries left: {again}")
+    (retry, _), = await store.claim_deliveries("node-b", 10, 30)
+    _equal((retry.id, retry.attempts), (first.id, 2), "the retry, claimed by another node")
+    gone = await store.finish_attempt(retry, "node-b", AttemptResult(410, "gone", 3, moment),
+                                      retry_in=5, disable_after=3600)
+    if gone is None or gone[0].status != "failed" or not gone[1]:
+        raise ContractFailed(f"410 fails the delivery and disables the endpoint: {gone}")
+    endpoint = await store.get_webhook("wh_done")
+    if endpoint is None or endpoint.enabled or not endpoint.disabled_reason:
+        raise ContractFailed(f"disabled endpoint: {endpoint}")
+    told = await store.list_deliveries("wh_all", limit=10, status="pending")
+    _equal(told[0].event_type, "webhook.disabled", "its owner is told")
+    await store.append_events("s1", [NewEvent("turn.completed", {}, "t2", announce=(
+        Announcement("turn.completed", {})))])
+    _equal(len(await store.list_deliveries("wh_done", limit=10)), 1,
+           "nothing queued for a disabled endpoint")
+    page = await store.list_deliveries("wh_all", limit=2)
+    rest = await store.list_deliveries("wh_all", limit=2,
+                                       before=(page[-1].created_at, page[-1].id))
+    _equal(len({d.id for d in page + rest}), 4, "pages of deliveries")
+    retried = await store.retry_delivery(retry.id)
+    if retried is None or retried.status != "pending":
+        raise ContractFailed(f"a retried delivery is pending again: {retried}")
+    _equal(await store.release_claims("node-a"), 2, "a node's claims released")
+    _equal(await store.delete_webhook("wh_all"), True, "deleted")
+    _equal(await store.list_deliveries("wh_all", limit=10), [], "with its deliveries")
+
+
 CONTRACTS: dict[str, Callable[[Store], Awaitable[None]]] = {
     contract.__name__: contract for contract in (
         session_round_trip_and_update, list_sessions_pages_newest_first,
@@ -404,7 +475,8 @@ CONTRACTS: dict[str, Callable[[Store], Awaitable[None]]] = {
         nodes_are_seen_until_they_go, session_caps_are_counted_in_the_store,
         commands_go_to_their_node_and_come_back_answered,
         workspaces_are_held_by_one_session_on_every_node, busy_turns_are_counted_per_owner,
-        sessions_left_behind_by_gone_nodes_are_found)
+        sessions_left_behind_by_gone_nodes_are_found,
+        webhook_deliveries_are_queued_with_their_events_and_claimed_once)
 }
 """Every contract by name (``transcripts`` runs the SDK's suite besides)."""
 

@@ -104,9 +104,12 @@ class DeliveryWorker:
 
     async def _forever(self) -> None:
         try:
-            await self.store.release_claims(self.node_id)
+            # The only node (SQLite) restarted: whatever was claimed was cut short. With
+            # several nodes, a dead node's claims run out (``claim_seconds``).
+            if self.settings.single_node:
+                await self.store.release_claims(None)
         except Exception:
-            logger.exception("could not release this node's earlier delivery claims")
+            logger.exception("could not release earlier delivery claims")
         last_prune = 0.0
         while True:
             try:

@@ -325,14 +325,17 @@ class WebhookRows(SqlEngine):
             lambda conn: conn.execute(query).scalar_one_or_none())
         return moment
 
-    async def release_claims(self, node_id: str) -> int:
-        """At start: this node's claims from before a restart were never finished."""
+    async def release_claims(self, node_id: str | None) -> int:
+        """Claims that will never be finished: this node's (at stop), or every node's
+        (None: at the start of the only node on a database)."""
         table = schema.webhook_deliveries
 
         def work(conn: Connection) -> int:
-            result = conn.execute(update(table).where(table.c.claimed_by == node_id,
-                                                      table.c.status == "pending")
-                                  .values(claimed_by=None, claimed_until=None))
+            query = update(table).where(table.c.status == "pending",
+                                        table.c.claimed_by.is_not(None))
+            if node_id is not None:
+                query = query.where(table.c.claimed_by == node_id)
+            result = conn.execute(query.values(claimed_by=None, claimed_until=None))
             return int(result.rowcount)
 
         return await self._write(work)
