@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import anyio
 import pytest
 from sqlalchemy import text
 
@@ -87,6 +88,17 @@ async def test_each_webhook_delivery_is_claimed_by_exactly_one_node() -> None:
             results = await asyncio.gather(*(claimer(node) for node in nodes for _ in range(2)))
             claimed = [d for ids in results for d in ids]
             assert len(claimed) == 60 and len(set(claimed)) == 60
+            # A node that dies mid-attempt: its claim runs out and another node sends
+            # the delivery (the next attempt), never two at once.
+            await nodes[0].append_events("s1", [NewEvent(
+                "turn.completed", {}, "t-last", announce=Announcement("turn.completed", {}))])
+            ((orphan, _),) = await nodes[0].claim_deliveries("n0", 1, 0.5)
+            assert await nodes[1].claim_deliveries("n1", 1, 30) == []
+            due = await nodes[1].next_delivery_due()  # when the claim runs out
+            assert due is not None
+            await anyio.sleep((due - datetime.now(UTC)).total_seconds() + 0.05)
+            ((again, _),) = await nodes[1].claim_deliveries("n1", 1, 30)
+            assert (again.id, again.attempts) == (orphan.id, 2)
         finally:
             for node in nodes:
                 await node.close()

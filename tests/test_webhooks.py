@@ -314,5 +314,6 @@ async def test_a_name_resolving_to_loopback_is_refused_at_connect_time(tmp_path:
                                            headers=A)).json()
             assert tested["responseCode"] is None
             assert "not a public address" in tested["error"]
+            assert "127.0.0.1" not in tested["error"]  # the gateway's network stays unmapped
             assert names == ["hooks.example.test"]
             assert receiver.count() == 0

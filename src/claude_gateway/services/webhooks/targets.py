@@ -100,9 +100,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         except (OSError, TimeoutError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         if not self.allow_private:
-            refused = [a for a in addresses if not is_public(a)]
-            if refused:
-                raise AddressRefused(f"{host} resolves to {refused[0]}, which is not a "
+            if not all(is_public(a) for a in addresses):
+                # Which address is not said: it would map the gateway's own network.
+                raise AddressRefused(f"{host} resolves to an address that is not a "
                                      "public address; not contacted")
         error: Exception = httpcore.ConnectError(f"{host} has no address")
         for address in addresses:
