@@ -317,3 +317,13 @@ async def test_a_name_resolving_to_loopback_is_refused_at_connect_time(tmp_path:
             assert "127.0.0.1" not in tested["error"]  # the gateway's network stays unmapped
             assert names == ["hooks.example.test"]
             assert receiver.count() == 0
+
+
+async def test_bodies_are_strict(tmp_path: Path) -> None:
+    async with gateway(tmp_path) as gw:
+        hook = await add_hook(gw, "https://8.8.8.8/hook", ["*"])
+        for bad in ({"enabled": 0}, {"enabled": "false"}, {"events": "*"}, {"colour": "red"}):
+            refused = await gw.client.patch(f"/v1/webhooks/{hook['id']}", headers=A, json=bad)
+            assert_error(refused, 400, "INVALID_REQUEST")
+        shown = (await gw.client.get(f"/v1/webhooks/{hook['id']}", headers=A)).json()
+        assert shown["enabled"] is True and shown["events"] == ["*"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from claude_gateway.api.deps import Caller, Webhooks
-from claude_gateway.api.models import ErrorOut, error_responses
+from claude_gateway.api.models import ApiModel, ErrorOut, error_responses
 from claude_gateway.events.announce import WEBHOOK_EVENT_TYPES
 from claude_gateway.services.sessions import CURSOR_PATTERN, decode_cursor, encode_cursor
 from claude_gateway.wire import delivery_to_api, webhook_to_api
@@ -26,8 +26,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"],
                    responses=error_responses(ErrorOut))
 
 
-class WebhookBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WebhookBody(ApiModel):
     url: str = Field(max_length=2048, pattern=URL_PATTERN,
                      examples=["https://ci.example.com/hooks/claude"],
                      description="Where to POST deliveries (http or https). It must "
@@ -38,8 +37,7 @@ class WebhookBody(BaseModel):
     description: str = Field("", max_length=512)
 
 
-class WebhookPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WebhookPatch(ApiModel):
     url: str | None = Field(None, max_length=2048, pattern=URL_PATTERN)
     events: list[EventName] | None = Field(None, min_length=1,
                                            max_length=len(WEBHOOK_EVENT_TYPES) + 1)

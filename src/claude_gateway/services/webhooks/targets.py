@@ -99,11 +99,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             addresses = await asyncio.wait_for(self.resolver(host, port), timeout)
         except (OSError, TimeoutError) as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        if not self.allow_private:
-            if not all(is_public(a) for a in addresses):
-                # Which address is not said: it would map the gateway's own network.
-                raise AddressRefused(f"{host} resolves to an address that is not a "
-                                     "public address; not contacted")
+        if not self.allow_private and not all(is_public(a) for a in addresses):
+            # Which address is not said: it would map the gateway's own network.
+            raise AddressRefused(f"{host} resolves to an address that is not a "
+                                 "public address; not contacted")
         error: Exception = httpcore.ConnectError(f"{host} has no address")
         for address in addresses:
             try:
