@@ -139,12 +139,11 @@ def stored_webhooks(settings: Settings) -> list[tuple[str, str, str]] | None:
     from sqlalchemy import create_engine, inspect, select
 
     from claude_gateway.storage import schema
+    from claude_gateway.storage.sql.engine import database_url
 
-    if settings.single_node:
-        path = settings.database_url.removeprefix("sqlite:///")
-        if not Path(path).exists():
-            return None
-    url = settings.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    url = database_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        return None
     engine = create_engine(url)
     try:
         with engine.connect() as conn:

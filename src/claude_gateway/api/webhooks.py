@@ -102,8 +102,7 @@ async def create_webhook(webhooks: Webhooks, caller: Caller, body: WebhookBody
                          ) -> dict[str, Any]:
     """Add an endpoint. The answer holds its signing secret, the only time it is shown.
     The URL is not contacted now (`POST .../test` does)."""
-    record = await webhooks.create(caller, body.url, list(body.events),
-                                            body.description)
+    record = await webhooks.create(caller, body.url, list(body.events), body.description)
     return webhook_to_api(record, secret=True)
 
 

@@ -148,7 +148,6 @@ class SessionReads:
                                        locks=self.locks, permissions=self.permissions,
                                        store=self.store, events=self.events)
 
-
     def owner_of(self, session_id: str) -> str | None:
         """A live session's owner, if this node holds it in memory."""
         live = self._live.get(session_id)

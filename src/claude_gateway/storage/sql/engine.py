@@ -39,7 +39,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 
 from claude_gateway.observability.tracing import NO_TRACING, Tracing
@@ -58,6 +58,18 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def database_url(url: str) -> URL:
+    """The SQLAlchemy URL of a database setting: plain SQLite (``sqlite+aiosqlite`` and
+    the like too) or PostgreSQL on psycopg 3 (a plain ``postgresql://`` works)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    raise StoreError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
 class SqlEngine:
     """The engine, its threads, and a transaction per call on them."""
 
@@ -65,17 +77,8 @@ class SqlEngine:
                  node_id: str = "") -> None:
         self.node_id = node_id
         """The node this store serves (named in its event notifications)."""
-        parsed = make_url(url)
-        backend = parsed.get_backend_name()
-        if backend == "sqlite":
-            parsed = parsed.set(drivername="sqlite")  # sqlite+aiosqlite and the like too
-        elif backend == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")  # a plain URL works
-        else:
-            raise StoreError(f"unsupported database {backend!r}: use sqlite:/// or "
-                             "postgresql://")
-        self._is_sqlite = backend == "sqlite"
-        self.url = parsed
+        self.url = database_url(url)
+        self._is_sqlite = self.url.get_backend_name() == "sqlite"
         # SQLite takes one writer at a time: one writer thread queues the writes. PostgreSQL
         # takes several, each serialized per session by its row lock.
         self._writers = 1 if self._is_sqlite else max(1, pool_size // 2)
@@ -148,36 +151,34 @@ class SqlEngine:
             return f"the database schema is at {current}, this gateway needs {head}"
         return None
 
-    async def _write(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in a transaction on the writer thread."""
+    def _timed(self, kind: str, work: Callable[[Connection], T]) -> Callable[[], T]:
+        """``work`` in a transaction (``write``) or on a connection (``read``), timed."""
         def run() -> T:
             started = time.perf_counter()
             try:
-                with self.engine.begin() as conn:
+                with (self.engine.begin() if kind == "write"
+                      else self.engine.connect()) as conn:
                     return work(conn)
             finally:
                 if self.observe is not None:
-                    self.observe("write", time.perf_counter() - started)
+                    self.observe(kind, time.perf_counter() - started)
 
+        return run
+
+    async def _write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a transaction on the writer thread."""
         if self._writer is None:
             raise RuntimeError("store not started")
         try:
             with self.tracing.span("store.write"):
-                return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._writer, self._timed("write", work))
         except IntegrityError as exc:  # the one place SQLAlchemy's errors are mapped
             raise DuplicateRecord(str(exc.orig)) from exc
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
-        def run() -> T:
-            started = time.perf_counter()
-            try:
-                with self.engine.connect() as conn:
-                    return work(conn)
-            finally:
-                if self.observe is not None:
-                    self.observe("read", time.perf_counter() - started)
-
         if self._reader is None:
             raise RuntimeError("store not started")
         with self.tracing.span("store.read"):
-            return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._reader, self._timed("read", work))

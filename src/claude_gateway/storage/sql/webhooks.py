@@ -56,12 +56,11 @@ def delivery_from_row(row: Row[Any]) -> DeliveryRecord:
         last_attempt_at=m["last_attempt_at"])
 
 
-def _subscribers(conn: Connection, owner: str, event_type: str,
-                 but: str | None = None) -> list[WebhookRecord]:
+def _enabled_hooks(conn: Connection, owner: str) -> list[WebhookRecord]:
     table = schema.webhooks
     rows = conn.execute(select(table).where(table.c.owner == owner,
                                             table.c.enabled.is_(True))).all()
-    return [w for w in map(webhook_from_row, rows) if w.wants(event_type) and w.id != but]
+    return [webhook_from_row(r) for r in rows]
 
 
 def _insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -86,9 +85,7 @@ def queue_deliveries(conn: Connection, owner: str, events: Sequence[NewEvent],
                  if e.announce is not None]
     if not announced:
         return 0
-    table = schema.webhooks
-    hooks = [webhook_from_row(r) for r in conn.execute(
-        select(table).where(table.c.owner == owner, table.c.enabled.is_(True))).all()]
+    hooks = _enabled_hooks(conn, owner)
     rows = [_delivery_row(hook, announcement.type, announcement.data, record.ts,
                           session_id=record.session_id, turn_id=record.turn_id,
                           seq=record.seq)
@@ -112,8 +109,8 @@ def _disable(conn: Connection, webhook_id: str, reason: str, moment: datetime) -
     data = {"webhookId": webhook_id, "url": url, "reason": reason,
             "disabledAt": moment.isoformat().replace("+00:00", "Z")}
     _insert_deliveries(conn, [_delivery_row(hook, WEBHOOK_DISABLED, data, moment)
-                              for hook in _subscribers(conn, owner, WEBHOOK_DISABLED,
-                                                       but=webhook_id)])
+                              for hook in _enabled_hooks(conn, owner)
+                              if hook.wants(WEBHOOK_DISABLED)])
 
 
 class WebhookRows(SqlEngine):
@@ -232,17 +229,11 @@ class WebhookRows(SqlEngine):
             conn.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(
                 claimed_by=node_id, claimed_until=moment + timedelta(seconds=claim_seconds),
                 attempts=deliveries.c.attempts + 1, last_attempt_at=moment))
-            rows = conn.execute(select(deliveries, *(c.label(f"hook_{c.name}")
-                                                     for c in hooks.c))
-                                .join(hooks, hooks.c.id == deliveries.c.webhook_id)
-                                .where(deliveries.c.id.in_(ids))).all()
-            claimed = []
-            for row in rows:
-                m = row._mapping
-                hook = WebhookRecord(**{c.name: m[f"hook_{c.name}"] for c in hooks.c})
-                hook.events = list(hook.events)
-                claimed.append((delivery_from_row(row), hook))
-            return claimed
+            claimed = [delivery_from_row(r) for r in conn.execute(
+                select(deliveries).where(deliveries.c.id.in_(ids))).all()]
+            endpoints = {w.id: w for w in map(webhook_from_row, conn.execute(
+                select(hooks).where(hooks.c.id.in_({d.webhook_id for d in claimed}))).all())}
+            return [(d, endpoints[d.webhook_id]) for d in claimed]
 
         return await self._write(work)
 
