@@ -460,6 +460,20 @@ async def webhook_deliveries_are_queued_with_their_events_and_claimed_once(
     if retried is None or retried.status != "pending":
         raise ContractFailed(f"a retried delivery is pending again: {retried}")
     _equal(await store.release_claims("node-a"), 2, "a node's claims released")
+    bob = await store.get_webhook("wh_bob")
+    assert bob is not None
+    ping = await store.add_delivery(bob, "webhook.test", {}, node_id="node-c",
+                                    claim_seconds=30)
+    await store.finish_attempt(ping, "node-c", AttemptResult(204, None, 1, moment),
+                               retry_in=None, disable_after=60)
+    pending = len(await store.list_deliveries("wh_all", limit=10))
+    _equal(await store.prune_deliveries(datetime.now(UTC) - timedelta(hours=1)), 0,
+           "nothing finished that long ago")
+    _equal(await store.prune_deliveries(datetime.now(UTC) + timedelta(seconds=1)), 1,
+           "a finished delivery pruned")
+    _equal(await store.list_deliveries("wh_bob", limit=10), [], "pruned")
+    _equal(len(await store.list_deliveries("wh_all", limit=10)), pending,
+           "pending deliveries are never pruned")
     _equal(await store.delete_webhook("wh_all"), True, "deleted")
     _equal(await store.list_deliveries("wh_all", limit=10), [], "with its deliveries")
 
